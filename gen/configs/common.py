@@ -1,0 +1,26 @@
+"""Settings every family shares: the trainer's loop, logging, checkpointing and data."""
+
+import ml_collections
+
+
+def trainer_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.family = ""  # set by each family's config: gan | vae | cyclegan
+  c.seed = 0  # the run's base PRNG key and the data order
+  c.batch_size = 64  # global, over all devices and processes
+  c.num_steps = 1000
+  c.steps_per_call = 10  # train steps fused into one jitted lax.scan call
+  c.log_every = 50  # metrics.jsonl / TensorBoard / console, averaged over the interval
+  c.sample_every = 500  # PNG grids under workdir/samples/
+  c.checkpoint_every = 500
+  c.keep_checkpoints = 3
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "mnist5k"  # any TFDS name (with /config), prepared in data_dir or downloadable
+  c.data.data_dir = ""  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
+  c.data.split = "train"
+  c.data.image_size = 0  # 0 = the dataset's own size; else central square crop + resize
+  c.data.shuffle_buffer = 10_000
+  c.data.random_flip = False
+  c.data.cache = True  # keep the encoded split in memory (fine up to a few GB)
+  return c

@@ -1,0 +1,5 @@
+"""Datasets and the one input pipeline shared by every family."""
+
+from gen.data.pipeline import DatasetInfo, Pipeline, dataset_info, open_builder
+
+__all__ = ["DatasetInfo", "Pipeline", "dataset_info", "open_builder"]

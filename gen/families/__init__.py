@@ -1,0 +1,21 @@
+"""Model families. Each adds only its models, losses, state and step to the shared trainer.
+
+A family class is built from (config, DatasetInfo) and provides:
+  value_range                       pixel range its models use, e.g. (-1, 1)
+  init_state(key) -> state          a pytree with `step` and `key` leaves
+  train_step(state, batch)          pure: -> (state, scalar metrics); the trainer jits and scans it
+  write_images(state, outdir, step) PNG grids of what it has learned
+  sample(state, key, num)           dict of uint8 `images` (and `labels`) for `gen.sample`
+"""
+
+import importlib
+
+from gen.errors import UserError
+
+FAMILIES = ("gan",)
+
+
+def get(name: str):
+  if name not in FAMILIES:
+    raise UserError(f"unknown model family {name!r}; one of {', '.join(FAMILIES)}")
+  return importlib.import_module(f"gen.families.{name}").Family

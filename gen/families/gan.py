@@ -1,0 +1,168 @@
+"""The GAN family: DCGAN G and D, adversarial losses, EMA of G, n_critic, GP / R1."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gen import images, losses
+from gen.data import DatasetInfo
+from gen.errors import UserError
+from gen.models.dcgan import Discriminator, Generator, layout
+from gen.train_state import ModelState, ema_update, step_key
+
+
+@flax.struct.dataclass
+class GANState:
+  step: jax.Array  # D updates done; G is updated every n_critic-th step
+  key: jax.Array  # the run's base key (raw uint32); step keys are fold_in(key, step)
+  g: ModelState
+  d: ModelState
+  ema_params: Any  # EMA of G's params: what samples and evaluation use
+
+
+def check_config(config, info: DatasetInfo) -> None:
+  m, l, o = config.model, config.loss, config.optim
+  h, w, _ = info.image_shape
+  if h != w:
+    raise UserError(f"DCGAN needs square images, dataset {info.name!r} has {h}x{w}: "
+                    f"set --config.data.image_size")
+  layout(h)
+  if m.conditional and not info.num_classes:
+    raise UserError(f"model.conditional=True needs class labels, dataset {info.name!r} has none")
+  if l.kind not in losses.GAN_LOSSES:
+    raise UserError(f"loss.kind={l.kind!r} is not one of {', '.join(losses.GAN_LOSSES)}")
+  if m.d_norm not in ("batch", "layer", "none"):
+    raise UserError(f"model.d_norm={m.d_norm!r} is not one of batch, layer, none")
+  for name, value in (("optim.g_lr", o.g_lr), ("optim.d_lr", o.d_lr), ("model.z_dim", m.z_dim),
+                      ("model.ngf", m.ngf), ("model.ndf", m.ndf), ("loss.n_critic", l.n_critic)):
+    if not value > 0:
+      raise UserError(f"{name}={value} must be positive")
+  for name, value in (("optim.b1", o.b1), ("optim.b2", o.b2), ("model.ema_decay", m.ema_decay)):
+    if not 0.0 <= value < 1.0:
+      raise UserError(f"{name}={value} must be in [0, 1)")
+  if l.gp_weight < 0 or l.r1_gamma < 0:
+    raise UserError("loss.gp_weight and loss.r1_gamma must be >= 0")
+
+
+class Family:
+  value_range = (-1.0, 1.0)
+
+  def __init__(self, config, info: DatasetInfo):
+    check_config(config, info)
+    self.config, self.info = config, info
+    m, o = config.model, config.optim
+    size, _, channels = info.image_shape
+    self.num_classes = info.num_classes if m.conditional else 0
+    self.z_dim = m.z_dim
+    self.generator = Generator(size, channels, m.z_dim, m.ngf, self.num_classes)
+    self.discriminator = Discriminator(size, channels, m.ndf, self.num_classes, m.d_norm,
+                                       m.spectral_norm)
+    self.g_tx = optax.adam(o.g_lr, o.b1, o.b2)
+    self.d_tx = optax.adam(o.d_lr, o.b1, o.b2)
+    self._generate = jax.jit(self.generate)  # built once: sampling recurs during training
+
+  # -- state ----------------------------------------------------------------
+
+  def _labels(self, num: int):
+    return jnp.arange(num, dtype=jnp.int32) % self.num_classes if self.num_classes else None
+
+  def init_state(self, key: jax.Array) -> GANState:
+    kg, kd, kbase = jax.random.split(key, 3)
+    z = jnp.zeros((2, self.z_dim))
+    x = jnp.zeros((2,) + self.info.image_shape)
+    g_vars = self.generator.init(kg, z, self._labels(2))
+    d_vars = self.discriminator.init(kd, x, self._labels(2))
+    return GANState(step=jnp.zeros((), jnp.int32), key=jax.random.key_data(kbase),
+                    g=ModelState.create(g_vars, self.g_tx), d=ModelState.create(d_vars, self.d_tx),
+                    ema_params=g_vars["params"])
+
+  # -- training -------------------------------------------------------------
+
+  def _d(self, d_params, batch_stats, x, labels, update_stats=True):
+    """D's logits and updated collections; BN in D always normalises with batch statistics."""
+    return self.discriminator.apply({"params": d_params, "batch_stats": batch_stats}, x, labels,
+                                    update_stats=update_stats, mutable=["batch_stats"])
+
+  def train_step(self, state: GANState, batch: dict) -> tuple[GANState, dict]:
+    l = self.config.loss
+    key_z, key_gp = jax.random.split(step_key(state.key, state.step))
+    real = batch["image"]
+    labels = batch.get("label") if self.num_classes else None
+    z = jax.random.normal(key_z, (real.shape[0], self.z_dim), real.dtype)
+
+    # One G forward serves both updates: D trains on `fake`, G's gradient flows back through g_vjp.
+    def generate(g_params):
+      fake, new = self.generator.apply({"params": g_params, "batch_stats": state.g.batch_stats},
+                                       z, labels, train=True, mutable=["batch_stats"])
+      return fake, new["batch_stats"]
+
+    fake, g_vjp, g_stats = jax.vjp(generate, state.g.params, has_aux=True)
+
+    def d_loss_fn(d_params):
+      real_logits, new = self._d(d_params, state.d.batch_stats, real, labels)
+      fake_logits, new = self._d(d_params, new["batch_stats"], fake, labels)
+      loss = losses.d_loss(l.kind, real_logits, fake_logits)
+      metrics = {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)}
+      critic = lambda x: self._d(d_params, new["batch_stats"], x, labels, update_stats=False)[0]
+      if l.gp_weight > 0:
+        metrics["gp"] = losses.gradient_penalty(critic, real, fake, key_gp)
+        loss += l.gp_weight * metrics["gp"]
+      if l.r1_gamma > 0:
+        metrics["r1"] = losses.r1_penalty(critic, real)
+        loss += 0.5 * l.r1_gamma * metrics["r1"]
+      return loss, (new["batch_stats"], metrics)
+
+    (_, (d_stats, metrics)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d.params)
+    d = state.d.apply_gradients(d_grads, batch_stats=d_stats)
+
+    def g_update(_):
+      def adversarial(fake):
+        logits, _ = self._d(d.params, d.batch_stats, fake, labels, update_stats=False)
+        return losses.g_loss(l.kind, logits)
+      g_loss, d_fake = jax.value_and_grad(adversarial)(fake)
+      (g_grads,) = g_vjp(d_fake)
+      g = state.g.apply_gradients(g_grads, batch_stats=g_stats)
+      ema = ema_update(state.ema_params, g.params, self.config.model.ema_decay,
+                       state.step // l.n_critic)
+      return g, ema, g_loss
+
+    if l.n_critic == 1:
+      g, ema, g_loss = g_update(None)
+    else:
+      g, ema, g_loss = jax.lax.cond(
+          (state.step + 1) % l.n_critic == 0, g_update,
+          lambda _: (state.g, state.ema_params, jnp.full((), jnp.nan, real.dtype)), None)
+    metrics["g_loss"] = g_loss
+    return state.replace(step=state.step + 1, g=g, d=d, ema_params=ema), metrics
+
+  # -- sampling -------------------------------------------------------------
+
+  def generate(self, state: GANState, z: jax.Array, labels=None) -> jax.Array:
+    """EMA generator in inference mode; images in [-1, 1]."""
+    return self.generator.apply({"params": state.ema_params, "batch_stats": state.g.batch_stats},
+                                z, labels, train=False)
+
+  def sample(self, state: GANState, key: jax.Array, num: int, batch: int = 256) -> dict:
+    labels_all = np.arange(num, dtype=np.int32) % self.num_classes if self.num_classes else None
+    z_all = jax.random.normal(key, (num, self.z_dim))
+    out = []
+    for i in range(0, num, batch):
+      labels = None if labels_all is None else jnp.asarray(labels_all[i:i + batch])
+      out.append(images.to_uint8(self._generate(state, z_all[i:i + batch], labels), self.value_range))
+    result = {"images": np.concatenate(out) if out else np.zeros((0,) + self.info.image_shape, np.uint8)}
+    if labels_all is not None:
+      result["labels"] = labels_all
+    return result
+
+  def write_images(self, state: GANState, outdir: str, step: int) -> None:
+    """The same noise every time (from the seed, not the run's key), so grids show progress."""
+    key = jax.random.fold_in(jax.random.key(self.config.seed), 0x5A3)
+    grid = images.grid(self.sample(state, key, self.config.sample_grid)["images"])
+    images.save_png(os.path.join(outdir, f"samples_{step:07d}.png"), grid)

@@ -1,0 +1,61 @@
+"""Layers shared by the model families."""
+
+from typing import Any, Callable
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax import lax
+
+_DN = ("NHWC", "HWIO", "NHWC")
+
+# DCGAN (Radford et al.) and CycleGAN initialise weights from N(0, 0.02).
+dcgan_init = nn.initializers.normal(0.02)
+
+
+def conv_transpose_4x4_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The 4x4, stride-2 transposed convolution that doubles H and W, computed by phases.
+
+  Same function as `nn.ConvTranspose(features, (4, 4), strides=(2, 2),
+  padding=((2, 2), (2, 2)))` with the same kernel (PyTorch's
+  `ConvTranspose2d(k=4, s=2, p=1)` up to the kernel's flip), but computed as
+  four ordinary 2x2 convolutions, one per output phase (row parity a, column
+  parity b), interleaved afterwards. Output pixel (2i+a, 2j+b) only ever meets
+  the kernel taps kernel[a::2, b::2], so nothing is multiplied by the zeros a
+  dilated input would hold. XLA:CPU differentiates the dilated form ~7x slower
+  than this (benchmarks/train_step.py); on GPU/TPU both are plain convolutions.
+  """
+  n, h, w, _ = x.shape
+  rows = []
+  for a in (0, 1):
+    cols = []
+    for b in (0, 1):
+      # Phase 0 reads input rows i-1, i (pad before); phase 1 reads i, i+1 (pad after).
+      padding = ((1, 0) if a == 0 else (0, 1), (1, 0) if b == 0 else (0, 1))
+      cols.append(lax.conv_general_dilated(x, kernel[a::2, b::2], (1, 1), padding,
+                                           dimension_numbers=_DN))
+    rows.append(jnp.stack(cols, axis=3))  # [n, h, w, b, c]
+  y = jnp.stack(rows, axis=2)  # [n, h, a, w, b, c]
+  return y.reshape(n, 2 * h, 2 * w, kernel.shape[-1])
+
+
+class UpConv(nn.Module):
+  """A 4x4 stride-2 transposed convolution (H, W -> 2H, 2W); see conv_transpose_4x4_s2."""
+  features: int
+  use_bias: bool = False
+  kernel_init: Callable[..., Any] = dcgan_init
+
+  @nn.compact
+  def __call__(self, x):
+    kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features), jnp.float32)
+    y = conv_transpose_4x4_s2(x, kernel.astype(x.dtype))
+    if self.use_bias:
+      y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
+    return y
+
+
+def batch_norm(train: bool, name: str | None = None) -> nn.BatchNorm:
+  """BatchNorm as in PyTorch's defaults (momentum 0.1 there is 0.9 here), DCGAN's scale init."""
+  return nn.BatchNorm(use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                      scale_init=lambda k, s, d=jnp.float32: 1.0 + 0.02 * jax.random.normal(k, s, d),
+                      name=name)

@@ -1,0 +1,159 @@
+"""The one training loop every family shares.
+
+Builds the mesh and the data stream, restores the latest checkpoint (or
+initialises), then runs `steps_per_call` jitted steps per call (a `lax.scan`
+over stacked batches, state donated), logging, sampling and checkpointing at
+their intervals. The family supplies the model, state and step.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import jax
+import numpy as np
+
+from gen import sharding
+from gen.checkpointing import Checkpointer, abstract_like
+from gen.data import DatasetInfo, Pipeline, open_builder
+from gen.errors import UserError
+from gen.families import get as get_family
+from gen.run_log import Meter, RunLog
+
+
+def check_config(config) -> None:
+  """Checks the settings the trainer itself uses; families check their own."""
+  positive = ("batch_size", "steps_per_call", "log_every", "sample_every", "checkpoint_every",
+              "keep_checkpoints")
+  for name in positive:
+    if config[name] < 1:
+      raise UserError(f"{name}={config[name]} must be >= 1")
+  if config.num_steps < 0:
+    raise UserError(f"num_steps={config.num_steps} must be >= 0")
+  if config.data.image_size < 0:
+    raise UserError(f"data.image_size={config.data.image_size} must be >= 0 (0 = native size)")
+
+
+def prepare_workdir(workdir: str) -> None:
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    probe = os.path.join(workdir, ".write_test")
+    with open(probe, "w") as f:
+      f.write("ok")
+    os.remove(probe)
+  except OSError as e:
+    raise UserError(f"workdir {workdir!r} is not writable: {e.strerror or e}") from None
+
+
+def write_config(config, workdir: str) -> None:
+  if jax.process_index() == 0:
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+      f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
+
+
+def family_for_workdir(workdir: str, ckpt: Checkpointer):
+  """(config, family) of an existing run, from its config.json and latest checkpoint."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise UserError(f"{workdir!r} is not a run directory: no config.json")
+  with open(path) as f:
+    config = ml_collections.ConfigDict(json.load(f))
+  meta = ckpt.read_meta()
+  info = DatasetInfo(**{**meta["dataset"], "image_shape": tuple(meta["dataset"]["image_shape"])})
+  return config, get_family(config.family)(config, info)
+
+
+def restore_for_inference(workdir: str):
+  """(config, family, state) from a run directory's latest checkpoint, replicated on all devices."""
+  if not os.path.isdir(workdir):
+    raise UserError(f"workdir {workdir!r} does not exist")
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), create=False)
+  if ckpt.latest_step() is None:
+    raise UserError(f"no checkpoint in {workdir!r}")
+  config, family = family_for_workdir(workdir, ckpt)
+  shapes = jax.eval_shape(family.init_state, jax.random.key(config.seed))
+  state, _ = ckpt.restore(abstract_like(shapes, sharding.replicated(sharding.make_mesh())))
+  return config, family, state
+
+
+def _chunk(step: int, config) -> int:
+  """Steps in the next call: steps_per_call, cut short to land on the next event."""
+  k = min(config.steps_per_call, config.num_steps - step)
+  for every in (config.log_every, config.sample_every, config.checkpoint_every):
+    k = min(k, every - step % every)
+  return k
+
+
+def train(config, workdir: str) -> None:
+  check_config(config)
+  family_cls = get_family(config.family)
+  prepare_workdir(workdir)
+  mesh = sharding.make_mesh()
+  local_batch = sharding.check_batch_size(config.batch_size)
+  builder = open_builder(config.data.name, config.data.data_dir or None)
+  stream_args = dict(batch_size=local_batch, seed=config.seed, image_size=config.data.image_size,
+                     shuffle_buffer=config.data.shuffle_buffer, random_flip=config.data.random_flip,
+                     cache=config.data.cache, process_index=jax.process_index(),
+                     process_count=jax.process_count())
+  info = Pipeline(builder, config.data.split, **stream_args).info
+  family = family_cls(config, info)
+  write_config(config, workdir)
+
+  replicated = sharding.replicated(mesh)
+  key = jax.random.key(config.seed)
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+  if ckpt.latest_step() is not None:
+    meta = ckpt.read_meta()
+    if meta.get("family") != config.family:
+      raise UserError(f"the checkpoint in {workdir!r} is of family {meta.get('family')!r}, "
+                      f"not {config.family!r}: use another --workdir")
+    shapes = jax.eval_shape(family.init_state, key)
+    state, meta = ckpt.restore(abstract_like(shapes, replicated))
+    position = int(meta["data_position"])
+    print(f"resumed from step {int(state.step)} in {ckpt.directory}", flush=True)
+  else:
+    state = jax.jit(family.init_state, out_shardings=replicated)(key)
+    position = 0
+
+  data = iter(Pipeline(builder, config.data.split, start=position,
+                       value_range=family.value_range, **stream_args))
+  batch_sharding = sharding.batch_sharding(mesh, batch_axis=1)
+
+  # XLA:CPU runs a while-loop body several times slower than the same ops unrolled (measured:
+  # 0.9 vs 7.9 DCGAN steps/s), so on CPU the scan is unrolled; accelerators keep the loop.
+  unroll = True if jax.default_backend() == "cpu" else 1
+
+  def run_steps(state, batches):
+    return jax.lax.scan(family.train_step, state, batches, unroll=unroll)
+
+  run_steps = jax.jit(run_steps, donate_argnums=0, out_shardings=(replicated, replicated))
+  log = RunLog(workdir, config.num_steps, tensorboard=jax.process_index() == 0)
+  step = int(state.step)
+  log.truncate_after(step)
+  meter = Meter()
+  samples_dir = os.path.join(workdir, "samples")
+  dataset = {"name": info.name, "image_shape": list(info.image_shape),
+             "num_classes": info.num_classes, "num_examples": info.num_examples}
+  try:
+    while step < config.num_steps:
+      k = _chunk(step, config)
+      batches = [next(data) for _ in range(k)]
+      stacked = jax.tree.map(lambda *xs: np.stack(xs), *batches)
+      state, metrics = run_steps(state, sharding.to_global(stacked, batch_sharding))
+      step += k
+      position += k * local_batch
+      meter.add(metrics, k)
+      end = step == config.num_steps
+      if step % config.log_every == 0 or end:
+        log.write(step, meter.summary(config.batch_size))
+      if (step % config.sample_every == 0 or end) and jax.process_index() == 0:
+        family.write_images(state, samples_dir, step)
+      if step % config.checkpoint_every == 0 or end:
+        ckpt.save(step, state, {"family": config.family, "step": step, "data_position": position,
+                                "dataset": dataset})
+  finally:
+    ckpt.wait()
+    ckpt.close()
+    log.close()
