@@ -21,6 +21,35 @@ def user_errors():
     sys.exit(2)
 
 
+def _flag_error(e: Exception, argv: list[str]) -> str:
+  """One line for a flag or config-override error (absl and ml_collections raise several kinds)."""
+  if isinstance(e, (AttributeError, KeyError)):  # config_flags: an override names no such field
+    key = str(e).strip("\"' ")
+    where = [a for a in argv[1:] if a.startswith("--config.") and key in a]
+    return f"unknown config key {key!r}" + (f" in {where[0].split('=')[0]}" if where else "")
+  lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+  if len(lines) > 1 and lines[1].startswith("Traceback"):  # an exception inside get_config()
+    return f"{lines[0]} {lines[-1]}"
+  return lines[0] if lines else type(e).__name__
+
+
+@contextlib.contextmanager
+def flag_errors(argv: list[str]):
+  """A bad flag or config override -> one `error:` line and exit 2."""
+  try:
+    yield
+  except Exception as e:  # pylint: disable=broad-except
+    print(f"error: {_flag_error(e, argv)}", file=sys.stderr, flush=True)
+    sys.exit(2)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+  """absl's flag parsing, with flag_errors."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  with flag_errors(argv):
+    return flags.FLAGS(argv)
+
+
 def train_main(family: str) -> None:
   """`train_<family>.py`: --workdir, --config=<file>[:variant] and --config.a.b=value overrides."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter quiet
@@ -29,9 +58,10 @@ def train_main(family: str) -> None:
 
   flags.DEFINE_string("workdir", None, "Run directory: checkpoints, samples, metrics.jsonl.")
   flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host runs).")
-  config_flags.DEFINE_config_file("config", os.path.join(CONFIG_DIR, f"{family}.py"),
-                                  f"Config file, e.g. gen/configs/{family}.py[:variant].",
-                                  lock_config=True)
+  with flag_errors(sys.argv):  # config_flags applies --config.* overrides already here
+    config_flags.DEFINE_config_file("config", os.path.join(CONFIG_DIR, f"{family}.py"),
+                                    f"Config file, e.g. gen/configs/{family}.py[:variant].",
+                                    lock_config=True)
   flags.mark_flags_as_required(["workdir"])
   flags_ = flags.FLAGS
 
@@ -51,4 +81,4 @@ def train_main(family: str) -> None:
       from gen import trainer  # pylint: disable=g-import-not-at-top
       trainer.train(config, flags_.workdir)
 
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

@@ -13,7 +13,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from absl import app, flags, logging  # pylint: disable=g-import-not-at-top
 
-from gen.cli import user_errors  # pylint: disable=g-import-not-at-top
+from gen.cli import parse_flags, user_errors  # pylint: disable=g-import-not-at-top
 from gen.errors import UserError  # pylint: disable=g-import-not-at-top
 
 flags.DEFINE_string("workdir", None, "Run directory written by a train_*.py script.", required=True)
@@ -46,4 +46,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

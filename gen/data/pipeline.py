@@ -129,11 +129,12 @@ def dataset_info(builder, split: str, image_size: int = 0, image_key: str = "ima
   elif h is None or w is None:
     raise UserError(f"dataset {builder.info.full_name!r} has images of varying size: "
                     f"set --config.data.image_size")
-  label = builder.info.features.get("label") if hasattr(builder.info.features, "get") else None
-  num_classes = getattr(label, "num_classes", 0) or 0
+  features = builder.info.features
+  num_classes = getattr(features["label"], "num_classes", 0) if "label" in features else 0
   try:
     sub = _process_split(tfds, split, process_index, process_count)
-    num_examples = builder.info.splits[sub].num_examples
+    # No split metadata (tfds.testing.mock_data): -1, and Pipeline counts the records.
+    num_examples = builder.info.splits[sub].num_examples if builder.info.splits.keys() else -1
   except (KeyError, ValueError):
     raise UserError(f"dataset {builder.info.full_name!r} has no split {split!r} "
                     f"(splits: {', '.join(builder.info.splits.keys())})") from None
@@ -158,9 +159,6 @@ class Pipeline:
     tf, tfds = _tf_and_tfds()
     self.info = dataset_info(builder, split, image_size, image_key, process_index, process_count)
     self.batch_size = batch_size
-    n = self.info.num_examples
-    if repeat and n < 1:
-      raise UserError(f"split {split!r} of {self.info.name!r} is empty")
     sub = _process_split(tfds, split, process_index, process_count)
     feature = _image_feature(builder, image_key)
     has_label = self.info.num_classes > 0
@@ -170,6 +168,12 @@ class Pipeline:
     raw = raw.map(lambda ex: (ex[image_key], ex["label"] if has_label else tf.constant(0, tf.int64)))
     if cache:
       raw = raw.cache()
+    if self.info.num_examples < 0:
+      count = int(raw.reduce(np.int64(0), lambda c, _: c + 1))
+      self.info = dataclasses.replace(self.info, num_examples=count)
+    n = self.info.num_examples
+    if repeat and n < 1:
+      raise UserError(f"split {split!r} of {self.info.name!r} is empty")
 
     def epoch(e):
       d = raw.enumerate().map(lambda i, x: (e * n + i, x[0], x[1]))

@@ -1,0 +1,39 @@
+"""Test set-up: a private TFDS data_dir and a shared JAX compilation cache for subprocesses."""
+
+import os
+import subprocess
+import sys
+import tempfile
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_TMP = tempfile.mkdtemp(prefix="gen-tests-")
+
+# Set before anything imports jax or tfds; subprocesses inherit them.
+os.environ["TFDS_DATA_DIR"] = os.path.join(_TMP, "tfds")
+os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(_TMP, "jax-cache")
+os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+# Tiny DCGAN run: every moving part, a few seconds of compute.
+TINY_GAN = [
+    "--config.model.ngf=8", "--config.model.ndf=8", "--config.model.z_dim=16",
+    "--config.batch_size=8", "--config.steps_per_call=2", "--config.num_steps=2",
+    "--config.log_every=1", "--config.sample_every=2", "--config.checkpoint_every=2",
+    "--config.sample_grid=4",
+]
+
+
+def run(args, devices: int = 1, timeout: int = 600) -> subprocess.CompletedProcess:
+  """Runs `python ARGS...` from the repo root, with `devices` fake CPU devices."""
+  env = dict(os.environ)
+  env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
+  return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
+                        text=True, timeout=timeout, check=False)
+
+
+@pytest.fixture(scope="session")
+def mnist5k_builder():
+  from gen.data import open_builder
+  return open_builder("mnist5k")

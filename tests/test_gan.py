@@ -1,0 +1,127 @@
+"""The GAN family's state and step, in process, on tiny models."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gen.configs.gan import get_config
+from gen.data import DatasetInfo
+from gen.errors import UserError
+from gen.families.gan import Family
+
+INFO = DatasetInfo("toy", (28, 28, 1), 10, 100)
+
+
+def tiny(**overrides):
+  c = get_config()
+  c.model.ngf = c.model.ndf = 8
+  c.model.z_dim = 16
+  for k, v in overrides.items():
+    section, name = k.split("__")
+    c[section][name] = v
+  return c
+
+
+def batch(n=8, seed=0):
+  rng = np.random.default_rng(seed)
+  return {"image": jnp.asarray(rng.uniform(-1, 1, (n, 28, 28, 1)), jnp.float32),
+          "label": jnp.asarray(rng.integers(0, 10, n), jnp.int32)}
+
+
+def leaves_equal(a, b):
+  return all(np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+def run_steps(family, n, seed=0):
+  state = family.init_state(jax.random.key(seed))
+  step = jax.jit(family.train_step)
+  history = []
+  for i in range(n):
+    state, metrics = step(state, batch(seed=i))
+    history.append(jax.device_get(metrics))
+  return state, history
+
+
+def test_one_step_updates_both_networks_and_ema():
+  family = Family(tiny(), INFO)
+  state0 = family.init_state(jax.random.key(0))
+  state1, metrics = jax.jit(family.train_step)(state0, batch())
+  assert int(state1.step) == 1
+  assert not leaves_equal(state0.g.params, state1.g.params)
+  assert not leaves_equal(state0.d.params, state1.d.params)
+  assert not leaves_equal(state0.g.batch_stats, state1.g.batch_stats)
+  # EMA after the first update: decay min(0.999, 1/10) = 0.1 -> 0.1*old + 0.9*new.
+  expected = jax.tree.map(lambda e, p: 0.1 * e + 0.9 * p, state0.ema_params, state1.g.params)
+  for a, b in zip(jax.tree.leaves(state1.ema_params), jax.tree.leaves(expected)):
+    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  for k in ("d_loss", "g_loss", "d_real", "d_fake"):
+    assert np.isfinite(metrics[k])
+  # At init D outputs ~0 logits: the non-saturating D loss starts near 2 log 2.
+  assert abs(float(metrics["d_loss"]) - 2 * np.log(2)) < 0.3
+
+
+def test_step_is_deterministic_and_seeded():
+  a, ha = run_steps(Family(tiny(), INFO), 3)
+  b, hb = run_steps(Family(tiny(), INFO), 3)
+  c, _ = run_steps(Family(tiny(), INFO), 3, seed=1)
+  assert leaves_equal(a, b) and ha == hb
+  assert not leaves_equal(a.g.params, c.g.params)
+
+
+def test_n_critic_updates_g_every_nth_step():
+  family = Family(tiny(loss__n_critic=2), INFO)
+  state0 = family.init_state(jax.random.key(0))
+  step = jax.jit(family.train_step)
+  state1, m1 = step(state0, batch(seed=1))
+  assert leaves_equal(state0.g.params, state1.g.params)
+  assert leaves_equal(state0.ema_params, state1.ema_params)
+  assert not leaves_equal(state0.d.params, state1.d.params)
+  assert np.isnan(m1["g_loss"])
+  state2, m2 = step(state1, batch(seed=2))
+  assert not leaves_equal(state1.g.params, state2.g.params)
+  assert np.isfinite(m2["g_loss"])
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(loss__kind="wgan", loss__gp_weight=10.0, model__d_norm="none"),
+    dict(loss__kind="hinge", model__spectral_norm=True, model__d_norm="none",
+         model__conditional=True),
+    dict(loss__kind="lsgan", loss__r1_gamma=1.0, model__d_norm="layer"),
+])
+def test_variants_train(overrides):
+  _, history = run_steps(Family(tiny(**overrides), INFO), 2)
+  for metrics in history:
+    assert all(np.isfinite(v) for v in metrics.values())
+  if "loss__gp_weight" in overrides:
+    assert history[0]["gp"] > 0
+  if "loss__r1_gamma" in overrides:
+    assert history[0]["r1"] > 0
+
+
+def test_sample_is_uint8_and_balanced_for_conditional_models():
+  family = Family(tiny(model__conditional=True), INFO)
+  state = family.init_state(jax.random.key(0))
+  out = family.sample(state, jax.random.key(1), 25, batch=10)
+  assert out["images"].shape == (25, 28, 28, 1) and out["images"].dtype == np.uint8
+  assert out["labels"].tolist() == [i % 10 for i in range(25)]
+  again = family.sample(state, jax.random.key(1), 25, batch=7)
+  np.testing.assert_array_equal(out["images"], again["images"])
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (dict(loss__kind="bogus"), "loss.kind='bogus'"),
+    (dict(optim__g_lr=-1.0), "optim.g_lr=-1.0 must be positive"),
+    (dict(model__d_norm="group"), "model.d_norm='group'"),
+    (dict(optim__b1=1.0), "optim.b1=1.0 must be in"),
+])
+def test_bad_config_values(overrides, message):
+  with pytest.raises(UserError, match=message.replace("(", r"\(").replace(".", r"\.")):
+    Family(tiny(**overrides), INFO)
+
+
+def test_conditional_needs_labels_and_sizes_must_be_supported():
+  with pytest.raises(UserError, match="needs class labels"):
+    Family(tiny(model__conditional=True), DatasetInfo("toy", (28, 28, 1), 0, 100))
+  with pytest.raises(UserError, match="does not support image size 48"):
+    Family(tiny(), DatasetInfo("toy", (48, 48, 3), 0, 100))

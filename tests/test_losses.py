@@ -1,0 +1,48 @@
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from gen import losses
+
+REAL = jnp.array([0.0, 2.0])
+FAKE = jnp.array([-1.0, 1.0])
+sp = lambda x: math.log1p(math.exp(x))  # softplus
+
+
+@pytest.mark.parametrize("kind,expected", [
+    ("ns", (sp(0) + sp(-2)) / 2 + (sp(-1) + sp(1)) / 2),
+    ("hinge", (1 + 0) / 2 + (0 + 2) / 2),
+    ("wgan", 0.0 - 1.0),
+    ("lsgan", 0.5 * (1 + 1) / 2 + 0.5 * (1 + 1) / 2),
+])
+def test_d_loss(kind, expected):
+  assert float(losses.d_loss(kind, REAL, FAKE)) == pytest.approx(expected, rel=1e-6)
+
+
+@pytest.mark.parametrize("kind,expected", [
+    ("ns", (sp(1) + sp(-1)) / 2),
+    ("hinge", 0.0),
+    ("wgan", 0.0),
+    ("lsgan", 0.5 * (4 + 0) / 2),
+])
+def test_g_loss(kind, expected):
+  assert float(losses.g_loss(kind, FAKE)) == pytest.approx(expected, rel=1e-6, abs=1e-7)
+
+
+def test_unknown_loss():
+  with pytest.raises(ValueError, match="unknown GAN loss"):
+    losses.d_loss("bogus", REAL, FAKE)
+
+
+def test_penalties_on_a_linear_critic():
+  # D(x) = <a, x> has gradient a everywhere: GP = (||a|| - 1)^2, R1 = ||a||^2.
+  a = jnp.array([[[3.0]], [[4.0]]])  # per-example shape (2, 1, 1), ||a|| = 5
+  critic = lambda x: jnp.sum(x * a, axis=(1, 2, 3))
+  real = jnp.ones((3, 2, 1, 1))
+  fake = jnp.zeros((3, 2, 1, 1))
+  import jax  # pylint: disable=g-import-not-at-top
+  assert float(losses.gradient_penalty(critic, real, fake, jax.random.key(0))) == pytest.approx(16.0)
+  assert float(losses.r1_penalty(critic, real)) == pytest.approx(25.0)
+  np.testing.assert_allclose(losses.d_loss("wgan", critic(real), critic(fake)), -7.0)
