@@ -16,8 +16,9 @@ import numpy as np
 
 from gen import sharding
 from gen.checkpointing import Checkpointer, abstract_like
-from gen.data import DatasetInfo, Pipeline, open_builder
+from gen.data import DatasetInfo, Pipeline, dataset_info, open_builder
 from gen.errors import UserError
+from gen.images import save_png
 from gen.families import get as get_family
 from gen.run_log import Meter, RunLog
 
@@ -113,7 +114,8 @@ def train(config, workdir: str) -> None:
                      shuffle_buffer=config.data.shuffle_buffer, random_flip=config.data.random_flip,
                      cache=config.data.cache, process_index=jax.process_index(),
                      process_count=jax.process_count())
-  info = Pipeline(builder, config.data.split, **stream_args).info
+  info = dataset_info(builder, config.data.split, config.data.image_size,
+                      process_index=jax.process_index(), process_count=jax.process_count())
   family = family_cls(config, info)
   write_config(config, workdir)
 
@@ -157,8 +159,10 @@ def train(config, workdir: str) -> None:
       end = step == config.num_steps
       if step % config.log_every == 0 or end:
         log.write(step, meter.summary(config.batch_size))
-      if (step % config.sample_every == 0 or end) and jax.process_index() == 0:
-        family.write_images(state, samples_dir, step)
+      if step % config.sample_every == 0 or end:
+        for name, picture in family.pictures(state).items():  # every process joins the computation
+          if jax.process_index() == 0:
+            save_png(os.path.join(samples_dir, f"{name}_{step:07d}.png"), picture)
       if step % config.checkpoint_every == 0 or end:
         ckpt.save(step, state, {"family": config.family, "step": step, "data_position": position,
                                 "dataset": dataset})

@@ -13,7 +13,9 @@ def _count(params) -> int:
   return sum(x.size for x in jax.tree.leaves(params))
 
 
-@pytest.mark.parametrize("shape,features", [((2, 7, 7, 16), 8), ((3, 5, 6, 4), 3), ((1, 1, 1, 2), 5)])
+# <= 4 output channels take the tap (matmul) form, wider layers the phase (conv) form.
+@pytest.mark.parametrize("shape,features", [((2, 7, 7, 16), 8), ((3, 5, 6, 4), 3), ((1, 1, 1, 2), 5),
+                                            ((2, 4, 3, 6), 1), ((1, 1, 1, 3), 65)])
 def test_upconv_equals_flax_conv_transpose(shape, features):
   x = jax.random.normal(jax.random.key(0), shape)
   reference = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),

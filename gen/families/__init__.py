@@ -4,7 +4,7 @@ A family class is built from (config, DatasetInfo) and provides:
   value_range                       pixel range its models use, e.g. (-1, 1)
   init_state(key) -> state          a pytree with `step` and `key` leaves
   train_step(state, batch)          pure: -> (state, scalar metrics); the trainer jits and scans it
-  write_images(state, outdir, step) PNG grids of what it has learned
+  pictures(state) -> {name: uint8}  image grids of what it has learned, saved as PNG
   sample(state, key, num)           dict of uint8 `images` (and `labels`) for `gen.sample`
 """
 

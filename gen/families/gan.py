@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import flax.struct
@@ -161,8 +160,7 @@ class Family:
       result["labels"] = labels_all
     return result
 
-  def write_images(self, state: GANState, outdir: str, step: int) -> None:
-    """The same noise every time (from the seed, not the run's key), so grids show progress."""
+  def pictures(self, state: GANState) -> dict[str, np.ndarray]:
+    """PNG grids to log. The same noise every time (from the seed, not the run's key)."""
     key = jax.random.fold_in(jax.random.key(self.config.seed), 0x5A3)
-    grid = images.grid(self.sample(state, key, self.config.sample_grid)["images"])
-    images.save_png(os.path.join(outdir, f"samples_{step:07d}.png"), grid)
+    return {"samples": images.grid(self.sample(state, key, self.config.sample_grid)["images"])}
