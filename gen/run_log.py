@@ -13,13 +13,11 @@ import numpy as np
 
 class RunLog:
 
-  def __init__(self, workdir: str, total_steps: int, tensorboard: bool = True):
+  def __init__(self, workdir: str, total_steps: int):
     self.path = os.path.join(workdir, "metrics.jsonl")
     self.total_steps = total_steps
-    self._tb = None
-    if tensorboard:
-      from flax.metrics import tensorboard as flax_tb  # pylint: disable=g-import-not-at-top
-      self._tb = flax_tb.SummaryWriter(os.path.join(workdir, "tensorboard"))
+    from flax.metrics import tensorboard as flax_tb  # pylint: disable=g-import-not-at-top
+    self._tb = flax_tb.SummaryWriter(os.path.join(workdir, "tensorboard"))
 
   def truncate_after(self, step: int) -> None:
     """Drops lines logged after `step`: a resumed run rewrites them (same values) itself."""
@@ -34,17 +32,15 @@ class RunLog:
     record = {"step": int(step), **{k: _plain(v) for k, v in scalars.items()}}
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
-    if self._tb is not None:
-      for k, v in scalars.items():
-        if v is not None and math.isfinite(v):
-          self._tb.scalar(k, v, step)
-      self._tb.flush()
+    for k, v in scalars.items():
+      if math.isfinite(v):
+        self._tb.scalar(k, v, step)
+    self._tb.flush()
     shown = " ".join(f"{k} {_fmt(v)}" for k, v in scalars.items())
     print(f"step {step}/{self.total_steps} | {shown}", file=sys.stderr, flush=True)
 
   def close(self) -> None:
-    if self._tb is not None:
-      self._tb.close()
+    self._tb.close()
 
 
 def _plain(v):

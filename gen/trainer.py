@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import jax
 import numpy as np
@@ -130,7 +131,7 @@ def train(config, workdir: str) -> None:
     shapes = jax.eval_shape(family.init_state, key)
     state, meta = ckpt.restore(abstract_like(shapes, replicated))
     position = int(meta["data_position"])
-    print(f"resumed from step {int(state.step)} in {ckpt.directory}", flush=True)
+    print(f"resumed from step {int(state.step)} in {ckpt.directory}", file=sys.stderr, flush=True)
   else:
     state = jax.jit(family.init_state, out_shardings=replicated)(key)
     position = 0
@@ -140,9 +141,11 @@ def train(config, workdir: str) -> None:
   batch_sharding = sharding.batch_sharding(mesh, batch_axis=1)
 
   run_steps = compile_steps(family, replicated)
-  log = RunLog(workdir, config.num_steps, tensorboard=jax.process_index() == 0)
+  primary = jax.process_index() == 0  # writes the files; every process computes
+  log = RunLog(workdir, config.num_steps) if primary else None
   step = int(state.step)
-  log.truncate_after(step)
+  if log:
+    log.truncate_after(step)
   meter = Meter()
   samples_dir = os.path.join(workdir, "samples")
   dataset = {"name": info.name, "image_shape": list(info.image_shape),
@@ -158,10 +161,12 @@ def train(config, workdir: str) -> None:
       meter.add(metrics, k)
       end = step == config.num_steps
       if step % config.log_every == 0 or end:
-        log.write(step, meter.summary(config.batch_size))
+        summary = meter.summary(config.batch_size)
+        if log:
+          log.write(step, summary)
       if step % config.sample_every == 0 or end:
-        for name, picture in family.pictures(state).items():  # every process joins the computation
-          if jax.process_index() == 0:
+        for name, picture in family.pictures(state).items():
+          if primary:
             save_png(os.path.join(samples_dir, f"{name}_{step:07d}.png"), picture)
       if step % config.checkpoint_every == 0 or end:
         ckpt.save(step, state, {"family": config.family, "step": step, "data_position": position,
@@ -169,4 +174,5 @@ def train(config, workdir: str) -> None:
   finally:
     ckpt.wait()
     ckpt.close()
-    log.close()
+    if log:
+      log.close()
