@@ -15,11 +15,6 @@ def to_uint8(images, value_range=(-1.0, 1.0)) -> np.ndarray:
   return np.clip(np.rint(x), 0, 255).astype(np.uint8)
 
 
-def from_uint8(images, value_range=(-1.0, 1.0)) -> np.ndarray:
-  lo, hi = value_range
-  return np.asarray(images, np.float32) * ((hi - lo) / 255.0) + lo
-
-
 def grid(images: np.ndarray, cols: int | None = None, pad: int = 2) -> np.ndarray:
   """uint8 [N, H, W, C] -> one uint8 [rows*(H+pad)+pad, cols*(W+pad)+pad, C] tile image."""
   images = np.asarray(images)

@@ -158,7 +158,6 @@ class Pipeline:
                process_index: int = 0, process_count: int = 1):
     tf, tfds = _tf_and_tfds()
     self.info = dataset_info(builder, split, image_size, image_key, process_index, process_count)
-    self.batch_size = batch_size
     sub = _process_split(tfds, split, process_index, process_count)
     feature = _image_feature(builder, image_key)
     has_label = self.info.num_classes > 0
