@@ -64,6 +64,10 @@ class Meter:
     self._chunks.append(metrics)
     self._steps += num_steps
 
+  def exclude(self, seconds: float) -> None:
+    """Leaves time spent outside training (evaluation) out of steps_per_sec."""
+    self._start += seconds
+
   def summary(self, batch_size: int) -> dict[str, float]:
     chunks = [{k: np.asarray(v, np.float64).reshape(-1) for k, v in c.items()} for c in self._chunks]
     elapsed = time.perf_counter() - self._start  # after the fetch above waited for the steps

@@ -14,7 +14,10 @@ DATA_AXIS = "data"
 
 
 def make_mesh() -> jax.sharding.Mesh:
-  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,))
+  # Auto axes: inputs and state carry explicit shardings and XLA propagates them through the
+  # model, so model code (reshapes that merge the batch with other axes) stays sharding-free.
+  return jax.make_mesh((jax.device_count(),), (DATA_AXIS,),
+                       axis_types=(jax.sharding.AxisType.Auto,))
 
 
 def replicated(mesh) -> NamedSharding:

@@ -11,10 +11,12 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 import jax
 import numpy as np
 
+from gen import metrics as metrics_lib
 from gen import sharding
 from gen.checkpointing import Checkpointer, abstract_like
 from gen.data import DatasetInfo, Pipeline, dataset_info, open_builder
@@ -35,6 +37,11 @@ def check_config(config) -> None:
     raise UserError(f"num_steps={config.num_steps} must be >= 0")
   if config.data.image_size < 0:
     raise UserError(f"data.image_size={config.data.image_size} must be >= 0 (0 = native size)")
+  if config.eval_every < 0:
+    raise UserError(f"eval_every={config.eval_every} must be >= 0 (0 = only at the end)")
+  if config.eval.batch_size < 1:
+    raise UserError(f"eval.batch_size={config.eval.batch_size} must be >= 1")
+  metrics_lib.parse(config.eval.metrics)
 
 
 def prepare_workdir(workdir: str) -> None:
@@ -83,9 +90,48 @@ def restore_for_inference(workdir: str):
 def _chunk(step: int, config) -> int:
   """Steps in the next call: steps_per_call, cut short to land on the next event."""
   k = min(config.steps_per_call, config.num_steps - step)
-  for every in (config.log_every, config.sample_every, config.checkpoint_every):
-    k = min(k, every - step % every)
+  for every in (config.log_every, config.sample_every, config.checkpoint_every, config.eval_every):
+    if every:
+      k = min(k, every - step % every)
   return k
+
+
+def _processes() -> dict:
+  return dict(process_index=jax.process_index(), process_count=jax.process_count())
+
+
+def eval_batches(config, builder, family, mesh):
+  """() -> one pass over config.eval.split as global batches, the last padded, with a `mask`."""
+  local_batch = sharding.check_batch_size(config.eval.batch_size)
+  batch_sharding = sharding.batch_sharding(mesh, batch_axis=0)
+  pipeline = Pipeline(builder, config.eval.split, batch_size=local_batch, repeat=False,
+                      image_size=config.data.image_size, value_range=family.value_range,
+                      cache=False, **_processes())
+
+  def batches():
+    for batch in pipeline:
+      n = len(batch["image"])
+      pad = lambda x: np.concatenate([x, np.zeros((local_batch - n,) + x.shape[1:], x.dtype)])
+      batch = {k: pad(v) for k, v in batch.items()}
+      batch["mask"] = (np.arange(local_batch) < n).astype(np.float32)
+      yield sharding.to_global(batch, batch_sharding)
+
+  return batches
+
+
+def picture_examples(config, builder, family) -> np.ndarray | None:
+  """The first `family.picture_examples` images of the eval split (the same ones every time)."""
+  if not family.picture_examples:
+    return None
+  pipeline = Pipeline(builder, config.eval.split, batch_size=family.picture_examples, repeat=False,
+                      image_size=config.data.image_size, value_range=family.value_range,
+                      cache=False, **_processes())
+  return next(iter(pipeline))["image"]
+
+
+def evaluate(config, family, state, builder, mesh, names: list[str]) -> dict[str, float]:
+  return metrics_lib.compute(names, family, state, eval_batches(config, builder, family, mesh),
+                             config)
 
 
 def compile_steps(family, state_sharding):
@@ -111,12 +157,14 @@ def train(config, workdir: str) -> None:
   mesh = sharding.make_mesh()
   local_batch = sharding.check_batch_size(config.batch_size)
   builder = open_builder(config.data.name, config.data.data_dir or None)
-  processes = dict(process_index=jax.process_index(), process_count=jax.process_count())
+  processes = _processes()
   stream_args = dict(batch_size=local_batch, seed=config.seed, image_size=config.data.image_size,
                      shuffle_buffer=config.data.shuffle_buffer, random_flip=config.data.random_flip,
                      cache=config.data.cache, **processes)
   info = dataset_info(builder, config.data.split, config.data.image_size, **processes)
   family = family_cls(config, info)
+  eval_names = metrics_lib.parse(config.eval.metrics)
+  examples = picture_examples(config, builder, family)
   write_config(config, workdir)
 
   replicated = sharding.replicated(mesh)
@@ -164,12 +212,18 @@ def train(config, workdir: str) -> None:
         if log:
           log.write(step, summary)
       if step % config.sample_every == 0 or end:
-        for name, picture in family.pictures(state).items():
+        for name, picture in family.pictures(state, examples).items():
           if primary:
             save_png(os.path.join(samples_dir, f"{name}_{step:07d}.png"), picture)
-      if step % config.checkpoint_every == 0 or end:
+      if step % config.checkpoint_every == 0 or end:  # saves in the background
         ckpt.save(step, state, {"family": config.family, "step": step, "data_position": position,
                                 "dataset": dataset})
+      if eval_names and ((config.eval_every and step % config.eval_every == 0) or end):
+        started = time.perf_counter()
+        results = evaluate(config, family, state, builder, mesh, eval_names)
+        meter.exclude(time.perf_counter() - started)
+        if log:
+          log.write(step, {f"{config.eval.split}_{name}": v for name, v in results.items()})
   finally:
     ckpt.wait()
     ckpt.close()

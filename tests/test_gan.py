@@ -123,5 +123,5 @@ def test_bad_config_values(overrides, message):
 def test_conditional_needs_labels_and_sizes_must_be_supported():
   with pytest.raises(UserError, match="needs class labels"):
     Family(tiny(model__conditional=True), DatasetInfo("toy", (28, 28, 1), 0, 100))
-  with pytest.raises(UserError, match="does not support image size 48"):
+  with pytest.raises(UserError, match="do not support image size 48"):
     Family(tiny(), DatasetInfo("toy", (48, 48, 3), 0, 100))

@@ -85,7 +85,7 @@ def test_layout_and_unsupported_sizes():
   assert layout(64) == (4, 4)
   assert layout(128) == (4, 5)
   for bad in (0, 16, 30, 48, 56, 100):
-    with pytest.raises(UserError, match="does not support image size"):
+    with pytest.raises(UserError, match="do not support image size"):
       layout(bad)
 
 

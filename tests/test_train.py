@@ -108,7 +108,7 @@ def test_four_devices_match_one_device(tmp_path):
     (["--config.optim.g_lr=fast"], 1, "fast"),
     (["--config.batch_size=6"], 4, "error: batch_size=6 must be a positive multiple of the device count (4)"),
     (["--config.data.name=no_such_dataset"], 1, "error: unknown dataset 'no_such_dataset'"),
-    (["--config.data.image_size=48"], 1, "error: DCGAN does not support image size 48"),
+    (["--config.data.image_size=48"], 1, "error: the convolutional models do not support image size 48"),
     (["--config=gen/configs/gan.py:nope"], 1, "unknown gan config variant 'nope'"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, devices, message):

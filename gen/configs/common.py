@@ -14,6 +14,7 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.sample_every = 500  # PNG grids under workdir/samples/
   c.checkpoint_every = 500
   c.keep_checkpoints = 3
+  c.eval_every = 0  # evaluate eval.metrics every N steps (0: only when training ends)
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "mnist5k"  # any TFDS name (with /config), prepared in data_dir or downloadable
@@ -23,4 +24,11 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.data.shuffle_buffer = 10_000
   c.data.random_flip = False
   c.data.cache = True  # keep the encoded split in memory (fine up to a few GB)
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.metrics = ""  # comma-separated names from gen.metrics (e.g. nll); "" = no evaluation
+  c.eval.split = "test"  # also the images `pictures` shows (reconstructions, translations)
+  c.eval.batch_size = 100  # global; the last partial batch is padded and masked
+  c.eval.num_importance = 1000  # nll: importance samples K per example
+  c.eval.seed = 0  # evaluation's own randomness (binarisation, importance samples)
   return c

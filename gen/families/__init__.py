@@ -2,9 +2,10 @@
 
 A family class is built from (config, DatasetInfo) and provides:
   value_range                       pixel range its models use, e.g. (-1, 1)
+  picture_examples                  how many eval-split images `pictures` wants (0: none)
   init_state(key) -> state          a pytree with `step` and `key` leaves
   train_step(state, batch)          pure: -> (state, scalar metrics); the trainer jits and scans it
-  pictures(state) -> {name: uint8}  image grids of what it has learned, saved as PNG
+  pictures(state, examples)         -> {name: uint8 grid}: what it has learned, saved as PNG
   sample(state, key, num)           dict of uint8 `images` (and `labels`) for `gen.sample`
 """
 
@@ -12,7 +13,7 @@ import importlib
 
 from gen.errors import UserError
 
-FAMILIES = ("gan",)
+FAMILIES = ("gan", "vae")
 
 
 def get(name: str):

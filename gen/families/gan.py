@@ -52,6 +52,7 @@ def check_config(config, info: DatasetInfo) -> None:
 
 class Family:
   value_range = (-1.0, 1.0)
+  picture_examples = 0  # pictures need no data
 
   def __init__(self, config, info: DatasetInfo):
     check_config(config, info)
@@ -160,7 +161,7 @@ class Family:
       result["labels"] = labels_all
     return result
 
-  def pictures(self, state: GANState) -> dict[str, np.ndarray]:
+  def pictures(self, state: GANState, examples=None) -> dict[str, np.ndarray]:
     """PNG grids to log. The same noise every time (from the seed, not the run's key)."""
     key = jax.random.fold_in(jax.random.key(self.config.seed), 0x5A3)
     return {"samples": images.grid(self.sample(state, key, self.config.sample_grid)["images"])}

@@ -32,7 +32,8 @@ def layout(image_size: int) -> tuple[int, int]:
   stages = round(math.log2(image_size / 4)) if image_size > 0 else 0
   if image_size >= 32 and 4 * 2**stages == image_size:
     return 4, stages
-  raise UserError(f"DCGAN does not support image size {image_size}: use {SUPPORTED}")
+  raise UserError(f"the convolutional models do not support image size {image_size}: "
+                  f"use {SUPPORTED} (--config.data.image_size)")
 
 
 class Generator(nn.Module):
