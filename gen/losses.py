@@ -54,3 +54,13 @@ def gradient_penalty(d: Callable[[jax.Array], jax.Array], real: jax.Array, fake:
 def r1_penalty(d: Callable[[jax.Array], jax.Array], real: jax.Array) -> jax.Array:
   """R1 (Mescheder et al. 2018): E[||grad D(x)||^2] on real data; weight it by gamma / 2."""
   return jnp.mean(_input_grad_sq_norm(d, real))
+
+
+def least_squares(x: jax.Array, target: float) -> jax.Array:
+  """mean((x - target)^2): CycleGAN's generator loss is least_squares(D(G(x)), 1)."""
+  return jnp.mean((x - target) ** 2)
+
+
+def l1(a: jax.Array, b: jax.Array) -> jax.Array:
+  """mean |a - b|: CycleGAN's cycle-consistency and identity losses."""
+  return jnp.mean(jnp.abs(a - b))

@@ -8,6 +8,8 @@ their intervals. The family supplies the model, state and step.
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import json
 import os
 import sys
@@ -26,6 +28,9 @@ from gen.images import save_png
 from gen.run_log import Meter, RunLog
 
 
+DOMAIN_SEED_STRIDE = 1 << 31  # domain i's stream uses seed + i * stride: independent orders
+
+
 def check_config(config) -> None:
   """Checks the settings the trainer itself uses; families check their own."""
   positive = ("batch_size", "steps_per_call", "log_every", "sample_every", "checkpoint_every",
@@ -37,6 +42,9 @@ def check_config(config) -> None:
     raise UserError(f"num_steps={config.num_steps} must be >= 0")
   if config.data.image_size < 0:
     raise UserError(f"data.image_size={config.data.image_size} must be >= 0 (0 = native size)")
+  if config.data.load_size and not 0 < config.data.image_size <= config.data.load_size:
+    raise UserError(f"data.load_size={config.data.load_size} (resize, then random crop) needs "
+                    f"0 < data.image_size <= load_size, not {config.data.image_size}")
   if config.eval_every < 0:
     raise UserError(f"eval_every={config.eval_every} must be >= 0 (0 = only at the end)")
   if config.eval.batch_size < 1:
@@ -100,33 +108,56 @@ def _processes() -> dict:
   return dict(process_index=jax.process_index(), process_count=jax.process_count())
 
 
-def eval_batches(config, builder, family, mesh):
-  """() -> one pass over config.eval.split as global batches, the last padded, with a `mask`."""
-  local_batch = sharding.check_batch_size(config.eval.batch_size)
-  batch_sharding = sharding.batch_sharding(mesh, batch_axis=0)
-  pipeline = Pipeline(builder, config.eval.split, batch_size=local_batch, repeat=False,
+def domain_splits(family, split: str) -> dict:
+  """The splits a family reads: {None: split}, or one per domain ({'A': 'trainA', 'B': 'trainB'})."""
+  domains = getattr(family, "domains", ())
+  return {d: f"{split}{d}" for d in domains} if domains else {None: split}
+
+
+def _by_domain(parts: dict):
+  """{None: x} -> x; {'A': x, 'B': y} stays: the batch layout a family's step receives."""
+  return parts[None] if None in parts else parts
+
+
+def _eval_pipelines(config, builder, family, batch_size: int) -> dict:
+  return {d: Pipeline(builder, split, batch_size=batch_size, repeat=False,
                       image_size=config.data.image_size, value_range=family.value_range,
                       cache=False, **_processes())
+          for d, split in domain_splits(family, config.eval.split).items()}
+
+
+def eval_batches(config, builder, family, mesh):
+  """() -> one pass over config.eval.split as global batches with a `mask` (0 for padding).
+
+  The last batch is padded to full size. Families with domains get {'A': batch, 'B': batch}
+  from the domains' splits side by side; the shorter one is padded with fully masked batches.
+  """
+  local_batch = sharding.check_batch_size(config.eval.batch_size)
+  batch_sharding = sharding.batch_sharding(mesh, batch_axis=0)
+  pipelines = _eval_pipelines(config, builder, family, local_batch)
+
+  def padded(batch):
+    n = len(batch["image"])
+    pad = lambda x: np.concatenate([x, np.zeros((local_batch - n,) + x.shape[1:], x.dtype)])
+    return {**{k: pad(v) for k, v in batch.items()},
+            "mask": (np.arange(local_batch) < n).astype(np.float32)}
 
   def batches():
-    for batch in pipeline:
-      n = len(batch["image"])
-      pad = lambda x: np.concatenate([x, np.zeros((local_batch - n,) + x.shape[1:], x.dtype)])
-      batch = {k: pad(v) for k, v in batch.items()}
-      batch["mask"] = (np.arange(local_batch) < n).astype(np.float32)
-      yield sharding.to_global(batch, batch_sharding)
+    for group in itertools.zip_longest(*pipelines.values()):
+      full = next(b for b in group if b is not None)
+      parts = {d: padded(b if b is not None else {k: v[:0] for k, v in full.items()})
+               for d, b in zip(pipelines, group)}
+      yield sharding.to_global(_by_domain(parts), batch_sharding)
 
   return batches
 
 
-def picture_examples(config, builder, family) -> np.ndarray | None:
-  """The first `family.picture_examples` images of the eval split (the same ones every time)."""
+def picture_examples(config, builder, family):
+  """The first `family.picture_examples` images of the eval split(s): the same ones every time."""
   if not family.picture_examples:
     return None
-  pipeline = Pipeline(builder, config.eval.split, batch_size=family.picture_examples, repeat=False,
-                      image_size=config.data.image_size, value_range=family.value_range,
-                      cache=False, **_processes())
-  return next(iter(pipeline))["image"]
+  pipelines = _eval_pipelines(config, builder, family, family.picture_examples)
+  return _by_domain({d: next(iter(p))["image"] for d, p in pipelines.items()})
 
 
 def evaluate(config, family, state, builder, mesh, names: list[str]) -> dict[str, float]:
@@ -158,10 +189,13 @@ def train(config, workdir: str) -> None:
   local_batch = sharding.check_batch_size(config.batch_size)
   builder = open_builder(config.data.name, config.data.data_dir or None)
   processes = _processes()
-  stream_args = dict(batch_size=local_batch, seed=config.seed, image_size=config.data.image_size,
-                     shuffle_buffer=config.data.shuffle_buffer, random_flip=config.data.random_flip,
-                     cache=config.data.cache, **processes)
-  info = dataset_info(builder, config.data.split, config.data.image_size, **processes)
+  splits = domain_splits(family_cls, config.data.split)
+  infos = [dataset_info(builder, split, config.data.image_size, **processes)
+           for split in splits.values()]
+  if len({i.image_shape for i in infos}) > 1:
+    raise UserError(f"the splits {', '.join(splits.values())} of {infos[0].name!r} have images of "
+                    f"different shapes: set --config.data.image_size")
+  info = dataclasses.replace(infos[0], num_examples=max(i.num_examples for i in infos))
   family = family_cls(config, info)
   eval_names = metrics_lib.parse(config.eval.metrics)
   examples = picture_examples(config, builder, family)
@@ -183,8 +217,14 @@ def train(config, workdir: str) -> None:
     state = jax.jit(family.init_state, out_shardings=replicated)(key)
     position = 0
 
-  data = iter(Pipeline(builder, config.data.split, start=position,
-                       value_range=family.value_range, **stream_args))
+  # One stream per split, each a pure function of (seed, position); domains draw independently.
+  streams = {d: iter(Pipeline(builder, split, batch_size=local_batch, start=position,
+                              seed=config.seed + i * DOMAIN_SEED_STRIDE,
+                              image_size=config.data.image_size, load_size=config.data.load_size,
+                              value_range=family.value_range, random_flip=config.data.random_flip,
+                              shuffle_buffer=config.data.shuffle_buffer, cache=config.data.cache,
+                              **processes))
+             for i, (d, split) in enumerate(splits.items())}
   batch_sharding = sharding.batch_sharding(mesh, batch_axis=1)
 
   run_steps = compile_steps(family, replicated)
@@ -200,7 +240,7 @@ def train(config, workdir: str) -> None:
   try:
     while step < config.num_steps:
       k = _chunk(step, config)
-      batches = [next(data) for _ in range(k)]
+      batches = [_by_domain({d: next(it) for d, it in streams.items()}) for _ in range(k)]
       stacked = jax.tree.map(lambda *xs: np.stack(xs), *batches)
       state, metrics = run_steps(state, sharding.to_global(stacked, batch_sharding))
       step += k

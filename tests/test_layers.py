@@ -113,3 +113,17 @@ def test_conditional_generator_uses_labels():
   variables = g.init(jax.random.key(0), z, jnp.array([0, 0]))
   x = g.apply(variables, z, jnp.array([0, 7]), train=False)
   assert not np.allclose(x[0], x[1])
+
+
+def test_upconv_3x3_equals_flax_conv_transpose():
+  """CycleGAN's up-sampling: ConvTranspose(k=3, s=2, padding 1, output_padding 1) = 2x size."""
+  from gen.models.layers import conv_transpose_3x3_s2
+  x = jax.random.normal(jax.random.key(0), (2, 7, 5, 6))
+  kernel = jax.random.normal(jax.random.key(1), (3, 3, 6, 4))
+  ref = lambda x, k: nn.ConvTranspose(4, (3, 3), (2, 2), padding=((1, 2), (1, 2)), use_bias=False
+                                      ).apply({"params": {"kernel": k}}, x)
+  np.testing.assert_allclose(conv_transpose_3x3_s2(x, kernel), ref(x, kernel), atol=1e-5)
+  g = jax.grad(lambda x, k: jnp.sum(jnp.sin(conv_transpose_3x3_s2(x, k))), argnums=(0, 1))(x, kernel)
+  r = jax.grad(lambda x, k: jnp.sum(jnp.sin(ref(x, k))), argnums=(0, 1))(x, kernel)
+  for a, b in zip(g, r):
+    np.testing.assert_allclose(a, b, atol=1e-4)

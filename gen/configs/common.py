@@ -22,6 +22,7 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.data.split = "train"
   c.data.image_size = 0  # 0 = the dataset's own size; else central square crop + resize
   c.data.shuffle_buffer = 10_000
+  c.data.load_size = 0  # > 0: resize to load_size, then a random image_size crop (CycleGAN)
   c.data.random_flip = False
   c.data.cache = True  # keep the encoded split in memory (fine up to a few GB)
 

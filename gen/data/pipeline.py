@@ -24,7 +24,7 @@ import numpy as np
 
 from gen.errors import UserError
 
-OFFLINE_DATASETS = ("mnist5k",)  # built from files that ship with our dependencies
+OFFLINE_DATASETS = ("mnist5k", "digits2bold")  # built from files that ship with our dependencies
 DECODED_CACHE_BYTES = 1 << 30  # splits up to this size (as uint8 pixels) are cached decoded
 
 
@@ -37,7 +37,9 @@ def _tf_and_tfds():
   from tensorflow_datasets.core.utils import gcs_utils  # pylint: disable=g-import-not-at-top
   # TFDS otherwise probes GCS for every unprepared dataset, which hangs offline.
   gcs_utils._is_gcs_disabled = True  # pylint: disable=protected-access
-  import gen.data.mnist5k  # pylint: disable=g-import-not-at-top,unused-import  # registers mnist5k
+  # pylint: disable=g-import-not-at-top,unused-import
+  import gen.data.digits2bold  # registers digits2bold
+  import gen.data.mnist5k  # registers mnist5k
   return tf, tfds
 
 
@@ -70,7 +72,7 @@ def open_builder(name: str, data_dir: str | None = None):
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError:
     raise UserError(f"unknown dataset {name!r}: not a TFDS dataset name "
-                    f"(try mnist5k, mnist, fashion_mnist, cifar10, celeb_a)") from None
+                    f"(try mnist5k, digits2bold, mnist, cifar10, celeb_a, cycle_gan/horse2zebra)") from None
   except Exception as e:  # bad config name, unreadable data_dir, ...
     raise UserError(f"cannot open dataset {name!r} in {data_dir}: {_first_line(e)}") from None
   if builder.is_prepared():
@@ -154,7 +156,8 @@ class Pipeline:
 
   def __init__(self, builder, split: str, *, batch_size: int, seed: int = 0,
                image_size: int = 0, value_range: tuple[float, float] = (-1.0, 1.0),
-               shuffle_buffer: int = 10_000, random_flip: bool = False, repeat: bool = True,
+               shuffle_buffer: int = 10_000, random_flip: bool = False, load_size: int = 0,
+               repeat: bool = True,
                start: int = 0, cache: bool = True, image_key: str = "image",
                process_index: int = 0, process_count: int = 1):
     tf, tfds = _tf_and_tfds()
@@ -174,11 +177,13 @@ class Pipeline:
 
     def decode(encoded):
       image = feature.decode_example(encoded)
-      return _center_crop_resize(tf, image, image_size) if image_size else image
+      size = load_size or image_size
+      return _center_crop_resize(tf, image, size) if size else image
 
     # A split small enough is cached decoded (decoding dominates the cost of small images);
     # a larger one encoded, and decoded after the resume skip.
-    decoded = cache and n * h * w * c <= DECODED_CACHE_BYTES
+    side = load_size or max(h, w)
+    decoded = cache and n * side * side * c <= DECODED_CACHE_BYTES
     if decoded:
       raw = raw.map(lambda encoded, label: (decode(encoded), label),
                     num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -206,9 +211,11 @@ class Pipeline:
       image, label = x
       if not decoded:
         image = decode(image)
+      element_seed = tf.stack([tf.cast(seed, tf.int64), index])
+      if load_size:
+        image = tf.image.stateless_random_crop(image, (h, w, c), seed=element_seed[::-1])
       if random_flip:
-        image = tf.image.stateless_random_flip_left_right(
-            image, seed=tf.stack([tf.cast(seed, tf.int64), index]))
+        image = tf.image.stateless_random_flip_left_right(image, seed=element_seed)
       return index, (image, label)
 
     def per_batch(index, x):
@@ -219,7 +226,7 @@ class Pipeline:
         out["label"] = tf.cast(label, tf.int32)
       return out
 
-    if random_flip or not decoded:
+    if random_flip or load_size or not decoded:
       ds = ds.map(per_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=repeat)
     ds = ds.map(per_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

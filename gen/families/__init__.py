@@ -13,7 +13,7 @@ import importlib
 
 from gen.errors import UserError
 
-FAMILIES = ("gan", "vae")
+FAMILIES = ("gan", "vae", "cyclegan")
 
 
 def get(name: str):

@@ -16,7 +16,7 @@ from typing import Callable
 from gen.errors import UserError
 
 # name -> module that registers it: the module is imported only when the metric is asked for.
-_MODULES = {"nll": "gen.metrics.likelihood"}
+_MODULES = {"nll": "gen.metrics.likelihood", "mae": "gen.metrics.translation"}
 _REGISTRY: dict[str, Callable] = {}
 
 

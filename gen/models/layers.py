@@ -79,16 +79,44 @@ def _by_taps(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, out)
 
 
+# Phase a of a 3x3 stride-2 transposed conv reads kernel rows _TAPS_3x3[a] at input rows i, i+1.
+_TAPS_3x3 = {0: [1], 1: [0, 2]}
+
+
+def conv_transpose_3x3_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
+  """The 3x3, stride-2 transposed convolution that doubles H and W, without a dilated input.
+
+  Same function as `nn.ConvTranspose(features, (3, 3), strides=(2, 2),
+  padding=((1, 2), (1, 2)))` with the same kernel (PyTorch's
+  `ConvTranspose2d(k=3, s=2, p=1, output_padding=1)`, CycleGAN's up-sampling,
+  up to the kernel's flip): even outputs see one tap, odd ones two, per axis.
+  """
+  n, h, w, _ = x.shape
+  rows = []
+  for a in (0, 1):
+    cols = []
+    for b in (0, 1):
+      k = kernel[jnp.asarray(_TAPS_3x3[a])][:, jnp.asarray(_TAPS_3x3[b])]
+      cols.append(lax.conv_general_dilated(x, k, (1, 1), ((0, a), (0, b)), dimension_numbers=_DN))
+    rows.append(jnp.stack(cols, axis=3))  # [n, h, w, b, c]
+  return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, kernel.shape[-1])
+
+
 class UpConv(nn.Module):
-  """A 4x4 stride-2 transposed convolution (H, W -> 2H, 2W); see conv_transpose_4x4_s2."""
+  """A 4x4 (or 3x3) stride-2 transposed convolution, H, W -> 2H, 2W: see conv_transpose_*_s2."""
   features: int
   use_bias: bool = False
   kernel_init: Callable[..., Any] = dcgan_init
+  kernel_size: int = 4
 
   @nn.compact
   def __call__(self, x):
-    kernel = self.param("kernel", self.kernel_init, (4, 4, x.shape[-1], self.features), jnp.float32)
-    y = conv_transpose_4x4_s2(x, kernel.astype(x.dtype))
+    k = self.kernel_size
+    if k not in (3, 4):
+      raise ValueError(f"UpConv supports kernel sizes 3 and 4, not {k}")
+    kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
+    up = conv_transpose_4x4_s2 if k == 4 else conv_transpose_3x3_s2
+    y = up(x, kernel.astype(x.dtype))
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
     return y

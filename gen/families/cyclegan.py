@@ -1,0 +1,187 @@
+"""The CycleGAN family (Zhu et al. 2017): two generators, two PatchGAN discriminators.
+
+One step, as in the authors' code: G_AB and G_BA are updated on
+  LSGAN adversarial (D_B(G_AB(a)) and D_A(G_BA(b)) towards 1)
+  + lambda (|G_BA(G_AB(a)) - a| + |G_AB(G_BA(b)) - b|)               (cycle, L1)
+  + identity * lambda (|G_AB(b) - b| + |G_BA(a) - a|)                (identity, L1)
+then D_A and D_B on 0.5 (MSE(D(real), 1) + MSE(D(fake), 0)), the fakes drawn
+through a 50-image history pool per domain (kept in the state). Adam(2e-4,
+0.5, 0.999) with the learning rate constant, then decaying linearly to 0.
+
+Batches are {'A': {'image': ...}, 'B': {'image': ...}}: the two domains'
+splits (`trainA`, `trainB`) read independently, so unpaired.
+"""
+
+from __future__ import annotations
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from gen import images, losses
+from gen.data import DatasetInfo
+from gen.errors import UserError
+from gen.image_pool import ImagePool
+from gen.models.cyclegan import PatchDiscriminator, ResnetGenerator
+from gen.train_state import ModelState, step_key
+
+DIRECTIONS = ("AtoB", "BtoA")
+
+
+@flax.struct.dataclass
+class CycleGANState:
+  step: jax.Array
+  key: jax.Array  # the run's base key (raw uint32); step keys are fold_in(key, step)
+  g_ab: ModelState  # A -> B
+  g_ba: ModelState  # B -> A
+  d_a: ModelState  # real A vs G_BA(b)
+  d_b: ModelState  # real B vs G_AB(a)
+  pool_a: ImagePool  # earlier fakes of domain A, for D_A
+  pool_b: ImagePool
+
+
+def check_config(config, info: DatasetInfo) -> None:
+  m, l, o = config.model, config.loss, config.optim
+  h, w, _ = info.image_shape
+  if h % 4 or w % 4:
+    raise UserError(f"the ResNet generator needs image sides divisible by 4, {info.name!r} has "
+                    f"{h}x{w}: set --config.data.image_size")
+  if min(h, w) < 16 and m.d_layers >= 3:
+    raise UserError(f"a {m.d_layers}-layer PatchGAN needs images of at least 16x16, not {h}x{w}")
+  for name, value in (("model.ngf", m.ngf), ("model.ndf", m.ndf), ("model.d_layers", m.d_layers),
+                      ("optim.lr", o.lr)):
+    if not value > 0:
+      raise UserError(f"{name}={value} must be positive")
+  for name, value in (("model.blocks", m.blocks), ("loss.cycle_weight", l.cycle_weight),
+                      ("loss.identity_weight", l.identity_weight), ("pool_size", config.pool_size),
+                      ("optim.constant", o.constant), ("optim.decay", o.decay)):
+    if value < 0:
+      raise UserError(f"{name}={value} must be >= 0")
+  for name, value in (("optim.b1", o.b1), ("optim.b2", o.b2)):
+    if not 0.0 <= value < 1.0:
+      raise UserError(f"{name}={value} must be in [0, 1)")
+  if o.unit not in ("steps", "epochs"):
+    raise UserError(f"optim.unit={o.unit!r} is not one of steps, epochs")
+
+
+def learning_rate(o, steps_per_epoch: int):
+  """lr for `constant` steps (or epochs), then linearly to 0 over `decay` more."""
+  scale = steps_per_epoch if o.unit == "epochs" else 1
+  constant, decay = int(o.constant * scale), int(o.decay * scale)
+  if not decay:
+    return o.lr
+  return optax.join_schedules([optax.constant_schedule(o.lr),
+                               optax.linear_schedule(o.lr, 0.0, decay)], [constant])
+
+
+class Family:
+  value_range = (-1.0, 1.0)
+  domains = ("A", "B")  # the trainer reads `<split>A` and `<split>B`
+  picture_examples = 8  # test images per domain for the A -> B -> A and B -> A -> B grids
+
+  def __init__(self, config, info: DatasetInfo):
+    check_config(config, info)
+    self.config, self.info = config, info
+    m = config.model
+    size, _, channels = info.image_shape
+    blocks = m.blocks or (9 if min(info.image_shape[:2]) >= 256 else 6)
+    self.generator = ResnetGenerator(channels, m.ngf, blocks)
+    self.discriminator = PatchDiscriminator(m.ndf, m.d_layers)
+    o = config.optim
+    steps_per_epoch = max(1, info.num_examples // max(1, config.batch_size))
+    self.tx = optax.adam(learning_rate(o, steps_per_epoch), o.b1, o.b2)
+    self._translate = jax.jit(self.translate_batch, static_argnums=2)
+
+  # -- state ----------------------------------------------------------------
+
+  def init_state(self, key: jax.Array) -> CycleGANState:
+    k_ab, k_ba, k_da, k_db, kbase = jax.random.split(key, 5)
+    x = jnp.zeros((1,) + self.info.image_shape)
+    g = lambda k: ModelState.create(self.generator.init(k, x), self.tx)
+    d = lambda k: ModelState.create(self.discriminator.init(k, x), self.tx)
+    pool = ImagePool.create(self.config.pool_size, self.info.image_shape)
+    return CycleGANState(step=jnp.zeros((), jnp.int32), key=jax.random.key_data(kbase),
+                         g_ab=g(k_ab), g_ba=g(k_ba), d_a=d(k_da), d_b=d(k_db),
+                         pool_a=pool, pool_b=pool)
+
+  # -- training -------------------------------------------------------------
+
+  def train_step(self, state: CycleGANState, batch: dict) -> tuple[CycleGANState, dict]:
+    l = self.config.loss
+    key_a, key_b = jax.random.split(step_key(state.key, state.step))
+    real_a, real_b = batch["A"]["image"], batch["B"]["image"]
+    G = lambda params, x: self.generator.apply({"params": params}, x)
+    D = lambda params, x: self.discriminator.apply({"params": params}, x)
+
+    def g_loss_fn(g_params):
+      p_ab, p_ba = g_params
+      fake_b, fake_a = G(p_ab, real_a), G(p_ba, real_b)
+      m = {"g_adv_ab": losses.least_squares(D(state.d_b.params, fake_b), 1.0),
+           "g_adv_ba": losses.least_squares(D(state.d_a.params, fake_a), 1.0),
+           "cycle_a": losses.l1(G(p_ba, fake_b), real_a),
+           "cycle_b": losses.l1(G(p_ab, fake_a), real_b)}
+      loss = m["g_adv_ab"] + m["g_adv_ba"] + l.cycle_weight * (m["cycle_a"] + m["cycle_b"])
+      if l.identity_weight > 0:
+        m["idt_a"] = losses.l1(G(p_ba, real_a), real_a)  # G_BA leaves A images alone
+        m["idt_b"] = losses.l1(G(p_ab, real_b), real_b)
+        loss += l.identity_weight * l.cycle_weight * (m["idt_a"] + m["idt_b"])
+      m["g_loss"] = loss
+      return loss, (m, fake_a, fake_b)
+
+    (_, (metrics, fake_a, fake_b)), (grad_ab, grad_ba) = jax.value_and_grad(
+        g_loss_fn, has_aux=True)((state.g_ab.params, state.g_ba.params))
+
+    pool_a, shown_a = state.pool_a.query(jax.lax.stop_gradient(fake_a), key_a)
+    pool_b, shown_b = state.pool_b.query(jax.lax.stop_gradient(fake_b), key_b)
+
+    def d_loss_fn(d_params, real, fake):
+      return losses.d_loss("lsgan", D(d_params, real), D(d_params, fake))  # 0.5 (MSE + MSE)
+
+    metrics["d_a"], grad_da = jax.value_and_grad(d_loss_fn)(state.d_a.params, real_a, shown_a)
+    metrics["d_b"], grad_db = jax.value_and_grad(d_loss_fn)(state.d_b.params, real_b, shown_b)
+    return state.replace(
+        step=state.step + 1,
+        g_ab=state.g_ab.apply_gradients(grad_ab), g_ba=state.g_ba.apply_gradients(grad_ba),
+        d_a=state.d_a.apply_gradients(grad_da), d_b=state.d_b.apply_gradients(grad_db),
+        pool_a=pool_a, pool_b=pool_b), metrics
+
+  # -- translation ----------------------------------------------------------
+
+  def translate_batch(self, state: CycleGANState, x: jax.Array, direction: str) -> jax.Array:
+    """Images in [-1, 1] of the source domain -> the other domain."""
+    g = state.g_ab if direction == "AtoB" else state.g_ba
+    return self.generator.apply({"params": g.params}, x)
+
+  def translate(self, state: CycleGANState, images_u8: np.ndarray, direction: str,
+                batch: int = 64) -> np.ndarray:
+    """uint8 [N, H, W, C] -> uint8 [N, H, W, C] in the other domain."""
+    if direction not in DIRECTIONS:
+      raise UserError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
+    want = self.info.image_shape
+    if images_u8.ndim != 4 or images_u8.shape[1:] != want:
+      got = "x".join(map(str, images_u8.shape[1:])) if images_u8.ndim == 4 else str(images_u8.shape)
+      raise UserError(f"input images are {got}; this model translates "
+                      f"{'x'.join(map(str, want))} (HxWxC) images")
+    lo, hi = self.value_range
+    out = []
+    for i in range(0, len(images_u8), batch):
+      x = jnp.asarray(images_u8[i:i + batch], jnp.float32) * ((hi - lo) / 255.0) + lo
+      out.append(images.to_uint8(self._translate(state, x, direction), self.value_range))
+    return np.concatenate(out) if out else np.zeros((0,) + want, np.uint8)
+
+  def sample(self, state, key, num):
+    raise UserError("a CycleGAN translates images rather than sampling them: use "
+                    "python -m gen.translate --workdir W --direction AtoB --input IN --out OUT.npz")
+
+  def pictures(self, state: CycleGANState, examples: dict) -> dict[str, np.ndarray]:
+    """Rows of (real, translated, translated back): A -> B -> A and B -> A -> B."""
+    out = {}
+    for name, src, there, back in (("AtoBtoA", "A", "AtoB", "BtoA"), ("BtoAtoB", "B", "BtoA", "AtoB")):
+      x = jnp.asarray(examples[src])
+      y = self._translate(state, x, there)
+      z = self._translate(state, y, back)
+      rows = jnp.stack([x, y, z], axis=1).reshape((-1,) + x.shape[1:])
+      out[name] = images.grid(images.to_uint8(rows, self.value_range), 3 * 4)
+    return out

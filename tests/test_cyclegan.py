@@ -1,0 +1,236 @@
+"""The CycleGAN family: networks, history pool, losses, schedule, digits2bold; end to end and resume."""
+
+import json
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from PIL import Image
+
+from conftest import run
+from gen import losses, trainer
+from gen.configs.cyclegan import get_config
+from gen.data import DatasetInfo, open_builder
+from gen.data.digits2bold import bold_inverse
+from gen.errors import UserError
+from gen.families.cyclegan import Family, learning_rate
+from gen.image_pool import ImagePool
+
+TINY = [
+    "--config.model.ngf=4", "--config.model.ndf=4", "--config.model.blocks=1",
+    "--config.batch_size=2", "--config.num_steps=2", "--config.log_every=1",
+    "--config.sample_every=2", "--config.checkpoint_every=2", "--config.eval_every=0",
+    "--config.pool_size=3", "--config.eval.batch_size=500",
+]
+
+
+def count(tree):
+  return sum(x.size for x in jax.tree.leaves(tree))
+
+
+def test_networks_match_the_reference_sizes():
+  """pytorch-CycleGAN at 256x256x3: ResnetGenerator (9 blocks) 11,378,179, NLayerDiscriminator 2,764,737."""
+  family = Family(get_config("horse2zebra"), DatasetInfo("h2z", (256, 256, 3), 2, 1334))
+  state = jax.eval_shape(family.init_state, jax.random.key(0))
+  assert count(state.g_ab.params) == 11_378_179
+  assert count(state.d_a.params) == 2_764_737
+  assert len([k for k in state.g_ab.params if k.startswith("ResidualBlock")]) == 9
+  x = jnp.zeros((1, 256, 256, 3))
+  patches = jax.eval_shape(lambda p: family.discriminator.apply({"params": p}, x), state.d_a.params)
+  assert patches.shape == (1, 30, 30, 1)  # 70x70 receptive fields
+
+
+def test_generator_output_range_and_six_blocks_below_256():
+  family = Family(get_config(), DatasetInfo("d", (28, 28, 1), 10, 2000))
+  state = family.init_state(jax.random.key(0))
+  assert len([k for k in state.g_ab.params if k.startswith("ResidualBlock")]) == 6
+  x = jax.random.uniform(jax.random.key(1), (2, 28, 28, 1), minval=-1, maxval=1)
+  y = family.translate_batch(state, x, "AtoB")
+  assert y.shape == x.shape and float(jnp.abs(y).max()) <= 1.0
+
+
+def test_pool_fills_then_swaps_half_the_time():
+  pool = ImagePool.create(3, (1, 1, 1))
+  key = jax.random.key(0)
+  # Filling: every image is stored and returned unchanged.
+  for i in range(3):
+    pool, out = pool.query(jnp.full((1, 1, 1, 1), float(i)), jax.random.fold_in(key, i))
+    assert float(out[0, 0, 0, 0]) == i
+  assert int(pool.count) == 3
+  np.testing.assert_array_equal(pool.images.ravel(), [0.0, 1.0, 2.0])
+  # Full: each query returns the new image, or a stored one that the new image then replaces.
+  swaps = 0
+  for i in range(3, 403):
+    before = np.asarray(pool.images).ravel()
+    pool, out = pool.query(jnp.full((1, 1, 1, 1), float(i)), jax.random.fold_in(key, i))
+    after, got = np.asarray(pool.images).ravel(), float(out[0, 0, 0, 0])
+    if got == i:
+      np.testing.assert_array_equal(after, before)
+    else:
+      swaps += 1
+      slot = int(np.flatnonzero(before == got)[0])
+      assert after[slot] == i and np.array_equal(np.delete(after, slot), np.delete(before, slot))
+  assert int(pool.count) == 3
+  assert 160 <= swaps <= 240  # ~Binomial(400, 0.5)
+
+
+def test_pool_handles_batches_in_order_and_size_zero_passes_through():
+  pool = ImagePool.create(2, (1, 1, 1))
+  batch = jnp.arange(3.0).reshape(3, 1, 1, 1)
+  pool, out = pool.query(batch, jax.random.key(0))
+  # The first two fill the pool and come back; the third meets a full pool: it comes back, or
+  # a stored image does and the third takes its slot.
+  assert int(pool.count) == 2
+  assert float(out[0, 0, 0, 0]) == 0 and float(out[1, 0, 0, 0]) == 1
+  assert sorted([*np.asarray(pool.images).ravel(), float(out[2, 0, 0, 0])]) == [0, 1, 2]
+  empty = ImagePool.create(0, (1, 1, 1))
+  same, out = empty.query(batch, jax.random.key(0))
+  np.testing.assert_array_equal(out, batch)
+
+
+def test_losses_by_hand():
+  d_real, d_fake = jnp.asarray([0.5, 1.5]), jnp.asarray([0.2, -0.4])
+  # D: 0.5 * (MSE(D(real), 1) + MSE(D(fake), 0)) = 0.5 * (0.25 + 0.1) = 0.175
+  np.testing.assert_allclose(losses.d_loss("lsgan", d_real, d_fake), 0.175, rtol=1e-6)
+  # G: MSE(D(G(x)), 1) = ((0.8)^2 + (1.4)^2) / 2 = 1.3
+  np.testing.assert_allclose(losses.least_squares(d_fake, 1.0), 1.3, rtol=1e-6)
+  np.testing.assert_allclose(losses.l1(jnp.asarray([1.0, -1.0]), jnp.asarray([0.5, 0.0])), 0.75)
+
+
+def test_step_combines_the_losses_with_the_papers_weights():
+  c = get_config()
+  c.model.ngf = c.model.ndf = 4
+  family = Family(c, DatasetInfo("d", (28, 28, 1), 10, 2000))
+  state = family.init_state(jax.random.key(0))
+  rng = np.random.default_rng(0)
+  batch = {d: {"image": jnp.asarray(rng.uniform(-1, 1, (2, 28, 28, 1)), jnp.float32)} for d in "AB"}
+  new, m = jax.jit(family.train_step)(state, batch)
+  m = {k: float(v) for k, v in m.items()}
+  want = (m["g_adv_ab"] + m["g_adv_ba"] + 10 * (m["cycle_a"] + m["cycle_b"])
+          + 5 * (m["idt_a"] + m["idt_b"]))
+  np.testing.assert_allclose(m["g_loss"], want, rtol=1e-5)
+  # The cycle loss by hand: |G_BA(G_AB(a)) - a|.
+  rec = family.translate_batch(state, family.translate_batch(state, batch["A"]["image"], "AtoB"), "BtoA")
+  np.testing.assert_allclose(m["cycle_a"], float(jnp.mean(jnp.abs(rec - batch["A"]["image"]))), rtol=1e-5)
+  assert int(new.pool_a.count) == int(new.pool_b.count) == 2  # this batch's fakes entered the pools
+  for name in ("g_ab", "g_ba", "d_a", "d_b"):
+    assert not np.array_equal(jax.tree.leaves(getattr(new, name).params)[0],
+                              jax.tree.leaves(getattr(state, name).params)[0]), name
+
+
+@pytest.mark.parametrize("unit,per_epoch", [("steps", 1), ("epochs", 10)])
+def test_learning_rate_is_constant_then_linear_to_zero(unit, per_epoch):
+  c = get_config().optim
+  c.unit, c.constant, c.decay = unit, 100, 100
+  schedule = learning_rate(c, per_epoch)
+  at = lambda step: float(schedule(step * per_epoch))
+  assert at(0) == at(99) == pytest.approx(2e-4)
+  assert at(150) == pytest.approx(1e-4)
+  assert at(200) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_digits2bold_is_unpaired_for_training_and_exact_for_testing():
+  builder = open_builder("digits2bold")
+  read = lambda split: np.stack([x["image"] for x in tfds.as_numpy(builder.as_dataset(split=split))])
+  train_a, train_b, test_a, test_b = (read(s) for s in ("trainA", "trainB", "testA", "testB"))
+  assert len(train_a) == len(train_b) == 2000 and len(test_a) == len(test_b) == 1000
+  np.testing.assert_array_equal(test_b, bold_inverse(test_a))
+  assert not any(np.array_equal(bold_inverse(train_a[:50]), train_b[i:i + 50]) for i in (0, 1))
+  # T by hand on one pixel: 1 - max over the 3x3 neighbourhood, zero beyond the border.
+  x = np.zeros((1, 5, 5, 1), np.uint8)
+  x[0, 0, 0, 0], x[0, 2, 2, 0] = 200, 100
+  t = bold_inverse(x)[0, :, :, 0]
+  assert t[0, 0] == t[1, 1] == 55 and t[2, 2] == t[3, 3] == 155 and t[4, 4] == 255 and t[1, 2] == 155
+
+
+def test_train_cyclegan_cli_end_to_end_and_translate(tmp_path):
+  workdir = str(tmp_path / "run")
+  result = run(["train_cyclegan.py", f"--workdir={workdir}", *TINY])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert "Traceback" not in result.stderr
+  assert os.listdir(os.path.join(workdir, "checkpoints")) == ["2"]
+  for name in ("AtoBtoA", "BtoAtoB"):
+    assert os.path.exists(os.path.join(workdir, "samples", f"{name}_0000002.png"))
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [json.loads(line) for line in f]
+  assert [r["step"] for r in rows] == [1, 2, 2]
+  final = rows[-1]
+  # The trivial baselines on digits2bold's test set, from the data alone.
+  assert final["test_mae_identity"] == pytest.approx(0.8649, abs=1e-3)
+  assert final["test_mae_AtoB_meanB"] == pytest.approx(0.2043, abs=1e-3)
+  assert 0 < final["test_mae_AtoB"] < 1 and 0 < final["test_mae_BtoA"] < 1
+
+  # .npz in, .npz out; then a folder of PNGs.
+  digits = np.asarray(Image.new("L", (28, 28)))[None, :, :, None].repeat(3, axis=0)
+  src, out = str(tmp_path / "in.npz"), str(tmp_path / "out.npz")
+  np.savez(src, images=digits)
+  result = run(["-m", "gen.translate", f"--workdir={workdir}", "--direction=AtoB",
+                f"--input={src}", f"--out={out}"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  with np.load(out) as f:
+    assert f["images"].shape == (3, 28, 28, 1) and f["images"].dtype == np.uint8
+    from_npz = f["images"]
+  folder = tmp_path / "pngs"
+  folder.mkdir()
+  for i in range(3):
+    Image.fromarray(digits[i, :, :, 0]).save(folder / f"{i}.png")
+  result = run(["-m", "gen.translate", f"--workdir={workdir}", "--direction=AtoB",
+                f"--input={folder}", f"--out={out}"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  with np.load(out) as f:
+    np.testing.assert_array_equal(f["images"], from_npz)
+    assert list(f["names"]) == ["0.png", "1.png", "2.png"]
+
+  # Wrong size, wrong channels, no images key: one line each.
+  for bad, message in ((np.zeros((2, 32, 32, 1), np.uint8), "input images are 32x32x1; this model "
+                                                            "translates 28x28x1"),
+                       (np.zeros((2, 28, 28, 3), np.uint8), "input images are 28x28x3")):
+    np.savez(src, images=bad)
+    result = run(["-m", "gen.translate", f"--workdir={workdir}", f"--input={src}", f"--out={out}"])
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+  np.savez(src, pictures=digits)
+  result = run(["-m", "gen.translate", f"--workdir={workdir}", f"--input={src}", f"--out={out}"])
+  assert result.returncode == 2 and "has no 'images' array" in result.stderr
+  result = run(["-m", "gen.sample", f"--workdir={workdir}", f"--out={out}"])
+  assert result.returncode == 2 and "use python -m gen.translate" in result.stderr
+
+
+def test_cyclegan_resume_is_bitwise_identical_including_the_pool(tmp_path):
+  def config(num_steps):
+    c = get_config()
+    c.model.ngf = c.model.ndf = 4
+    c.model.blocks = 1
+    c.update(dict(batch_size=2, num_steps=num_steps, log_every=1, sample_every=2,
+                  checkpoint_every=2, eval_every=0, pool_size=3))
+    c.eval.metrics = ""
+    return c
+
+  straight, resumed = str(tmp_path / "a"), str(tmp_path / "b")
+  trainer.train(config(6), straight)
+  trainer.train(config(4), resumed)
+  trainer.train(config(6), resumed)
+  a = trainer.restore_for_inference(straight)[2]
+  b = trainer.restore_for_inference(resumed)[2]
+  assert int(a.step) == int(b.step) == 6
+  assert int(b.pool_a.count) == 3 and float(jnp.abs(b.pool_b.images).sum()) > 0  # full, swapping
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)
+
+  def rows(workdir):
+    with open(os.path.join(workdir, "metrics.jsonl")) as f:
+      return [{k: v for k, v in json.loads(l).items() if not k.endswith("_per_sec")} for l in f]
+
+  assert rows(straight) == rows(resumed)
+
+
+def test_bad_values():
+  info = DatasetInfo("d", (28, 28, 1), 10, 2000)
+  c = get_config()
+  c.optim.unit = "hours"
+  with pytest.raises(UserError, match="optim.unit='hours'"):
+    Family(c, info)
+  with pytest.raises(UserError, match="divisible by 4"):
+    Family(get_config(), DatasetInfo("d", (30, 30, 1), 10, 2000))
