@@ -18,19 +18,24 @@ from gen.errors import UserError
 
 class Checkpointer:
 
-  def __init__(self, directory: str, max_to_keep: int = 3, create: bool = True):
+  def __init__(self, directory: str, max_to_keep: int = 3, create: bool = True,
+               best_metric: str = "", best_mode: str = "min"):
+    """With `best_metric`, orbax keeps the `max_to_keep` best checkpoints by that metric."""
     self.directory = os.path.abspath(directory)
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create)
+    best = dict(best_fn=lambda m: m[best_metric], best_mode=best_mode,
+                keep_checkpoints_without_metrics=False) if best_metric else {}
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create, **best)
     self._manager = ocp.CheckpointManager(self.directory, options=options,
                                           item_names=("state", "meta"))
 
   def latest_step(self) -> int | None:
     return self._manager.latest_step()
 
-  def save(self, step: int, state: Any, meta: dict) -> None:
+  def save(self, step: int, state: Any, meta: dict, metrics: dict | None = None) -> None:
     """Starts an asynchronous save; `wait()` blocks until it is on disk."""
     self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
-                                                     meta=ocp.args.JsonSave(meta)), force=True)
+                                                     meta=ocp.args.JsonSave(meta)),
+                       metrics=metrics, force=True)
 
   def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict]:
     """Restores `step` (default: latest) onto the shardings of `abstract_state`."""

@@ -1,9 +1,14 @@
-"""Evaluates a run's latest checkpoint and prints the metrics as one JSON object.
+"""Evaluates a run's latest checkpoint, or a set of images, and prints the metrics as JSON.
 
   python -m gen.evaluate --workdir runs/vae --metrics nll --num-importance 1000
+  python -m gen.evaluate --workdir runs/gan --metrics fid_digits,kid_digits,pr_digits
+  python -m gen.evaluate --images samples.npz --ref mnist5k:test --metrics fid_digits
+  python -m gen.evaluate --images mnist5k:train --ref mnist5k:test --metrics fid_digits
 
---metrics defaults to the run's own `eval.metrics`; the data, split and
-options come from the run's config.json unless a flag overrides them.
+With --workdir, --metrics defaults to the run's own `eval.metrics`; the data,
+split and options come from the run's config.json unless a flag overrides
+them. With --images (an .npz with uint8 `images`, or DATASET:SPLIT), the
+sample-quality metrics compare those images with the --ref split.
 """
 
 import json
@@ -17,11 +22,50 @@ from absl import app, flags, logging  # pylint: disable=g-import-not-at-top
 from gen.cli import parse_flags, user_errors  # pylint: disable=g-import-not-at-top
 from gen.errors import UserError  # pylint: disable=g-import-not-at-top
 
-flags.DEFINE_string("workdir", None, "Run directory written by a train_*.py script.", required=True)
+flags.DEFINE_string("workdir", None, "Run directory written by a train_*.py script.")
+flags.DEFINE_string("images", None, "Images to score: an .npz with uint8 `images`, or DATASET:SPLIT.")
+flags.DEFINE_string("ref", None, "With --images: the reference, DATASET:SPLIT (e.g. mnist5k:test).")
+flags.DEFINE_integer("num-samples", None, "Generated images for fid/kid/is/pr (--workdir).")
+flags.DEFINE_bool("recompute-reference", False, "Recompute cached reference features.")
 flags.DEFINE_string("metrics", None, "Comma-separated metric names (default: the run's eval.metrics).")
 flags.DEFINE_integer("num-importance", None, "nll: importance samples K per example.")
 flags.DEFINE_string("split", None, "Split to evaluate on (default: the run's eval.split).")
 FLAGS = flags.FLAGS
+
+
+def _split_images(spec: str):
+  """DATASET:SPLIT -> (uint8 images, labels or None)."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  from gen.data import Pipeline, open_builder  # pylint: disable=g-import-not-at-top
+  name, sep, split = spec.rpartition(":")
+  if not sep or not name or not split:
+    raise UserError(f"{spec!r} is not DATASET:SPLIT (e.g. mnist5k:test)")
+  parts = list(Pipeline(open_builder(name), split, batch_size=1000, repeat=False,
+                        value_range=(0.0, 255.0)))
+  images = np.concatenate([p["image"] for p in parts]).round().astype(np.uint8)
+  labels = np.concatenate([p["label"] for p in parts]) if "label" in parts[0] else None
+  return images, labels
+
+
+def _evaluate_images(names):
+  from gen.configs.common import trainer_config  # pylint: disable=g-import-not-at-top
+  from gen.metrics import quality  # pylint: disable=g-import-not-at-top
+  from gen.images import read_images  # pylint: disable=g-import-not-at-top
+  if not FLAGS.ref:
+    raise UserError("--images needs --ref DATASET:SPLIT")
+  unknown = [n for n in names if n not in quality.INCEPTION + quality.DIGITS]
+  if unknown:
+    raise UserError(f"with --images only sample-quality metrics apply, not {', '.join(unknown)}")
+  config = trainer_config()
+  config.eval.recompute_reference = FLAGS["recompute-reference"].value
+  if ":" in FLAGS.images and not FLAGS.images.endswith(".npz"):
+    images, labels = _split_images(FLAGS.images)
+  else:
+    images, labels = read_images(FLAGS.images)[0], None
+  from gen import metrics  # pylint: disable=g-import-not-at-top
+  metrics.check_available(names, config)
+  reference, _ = _split_images(FLAGS.ref)
+  return quality.quality(names, images, labels, reference, config, {})
 
 
 def main(argv):
@@ -29,16 +73,28 @@ def main(argv):
   with user_errors():
     if len(argv) > 1:
       raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+    if bool(FLAGS.workdir) == bool(FLAGS.images):
+      raise UserError("pass exactly one of --workdir (a run) or --images (with --ref)")
     from gen import metrics, sharding, trainer  # pylint: disable=g-import-not-at-top
     from gen.data import open_builder  # pylint: disable=g-import-not-at-top
+    if FLAGS.images:
+      names = metrics.parse(FLAGS.metrics or "")
+      if not names:
+        raise UserError("no metrics to compute: pass --metrics (e.g. --metrics fid_digits)")
+      print(json.dumps(_evaluate_images(names)))
+      return
     config, family, state = trainer.restore_for_inference(FLAGS.workdir)
     if FLAGS["num-importance"].value is not None:
       config.eval.num_importance = FLAGS["num-importance"].value
+    if FLAGS["num-samples"].value is not None:
+      config.eval.num_samples = FLAGS["num-samples"].value
+    config.eval.recompute_reference = FLAGS["recompute-reference"].value
     if FLAGS.split:
       config.eval.split = FLAGS.split
     names = metrics.parse(FLAGS.metrics if FLAGS.metrics is not None else config.eval.metrics)
     if not names:
       raise UserError("no metrics to compute: pass --metrics (e.g. --metrics nll)")
+    metrics.check_available(names, config)
     builder = open_builder(config.data.name, config.data.data_dir or None)
     results = trainer.evaluate(config, family, state, builder, sharding.make_mesh(), names)
     print(json.dumps({"step": int(state.step), **results}))

@@ -49,7 +49,9 @@ def check_config(config) -> None:
     raise UserError(f"eval_every={config.eval_every} must be >= 0 (0 = only at the end)")
   if config.eval.batch_size < 1:
     raise UserError(f"eval.batch_size={config.eval.batch_size} must be >= 1")
-  metrics_lib.parse(config.eval.metrics)
+  if config.eval.best_mode not in ("min", "max"):
+    raise UserError(f"eval.best_mode={config.eval.best_mode!r} is not one of min, max")
+  metrics_lib.check_available(metrics_lib.parse(config.eval.metrics), config)
 
 
 def prepare_workdir(workdir: str) -> None:
@@ -204,6 +206,9 @@ def train(config, workdir: str) -> None:
   replicated = sharding.replicated(mesh)
   key = jax.random.key(config.seed)
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+  best_ckpt = (Checkpointer(os.path.join(workdir, "checkpoints_best"), 1,
+                            best_metric=config.eval.best_metric, best_mode=config.eval.best_mode)
+               if config.eval.best_metric and eval_names else None)
   if ckpt.latest_step() is not None:
     meta = ckpt.read_meta()
     if meta.get("family") != config.family:
@@ -255,17 +260,24 @@ def train(config, workdir: str) -> None:
         for name, picture in family.pictures(state, examples).items():
           if primary:
             save_png(os.path.join(samples_dir, f"{name}_{step:07d}.png"), picture)
+      meta = {"family": config.family, "step": step, "data_position": position, "dataset": dataset}
       if step % config.checkpoint_every == 0 or end:  # saves in the background
-        ckpt.save(step, state, {"family": config.family, "step": step, "data_position": position,
-                                "dataset": dataset})
+        ckpt.save(step, state, meta)
       if eval_names and ((config.eval_every and step % config.eval_every == 0) or end):
         started = time.perf_counter()
         results = evaluate(config, family, state, builder, mesh, eval_names)
         meter.exclude(time.perf_counter() - started)
         if log:
           log.write(step, {f"{config.eval.split}_{name}": v for name, v in results.items()})
+        if best_ckpt:
+          if config.eval.best_metric not in results:
+            raise UserError(f"eval.best_metric={config.eval.best_metric!r} is not among the "
+                            f"evaluated metrics ({', '.join(results)})")
+          best_ckpt.save(step, state, meta, metrics=results)
   finally:
-    ckpt.wait()
-    ckpt.close()
+    for c in (ckpt, best_ckpt):
+      if c:
+        c.wait()
+        c.close()
     if log:
       log.close()

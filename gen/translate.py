@@ -27,55 +27,12 @@ flags.DEFINE_string("input", None, "An .npz with uint8 `images` [N, H, W, C], or
 flags.DEFINE_string("out", None, "Output .npz path.", required=True)
 FLAGS = flags.FLAGS
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
-
-
-def read_images(path: str) -> tuple[np.ndarray, list[str] | None]:
-  """(uint8 [N, H, W, C], file names or None) from an .npz file or a folder of images."""
-  if os.path.isdir(path):
-    return _read_folder(path)
-  if not os.path.exists(path):
-    raise UserError(f"input {path!r} does not exist")
-  try:
-    with np.load(path, allow_pickle=False) as f:
-      if "images" not in f:
-        raise UserError(f"input {path!r} has no 'images' array (it has: {', '.join(f.files) or 'none'})")
-      images = f["images"]
-  except UserError:
-    raise
-  except Exception as e:  # not an .npz, truncated, pickled objects, ...
-    raise UserError(f"cannot read {path!r} as an .npz file: {type(e).__name__}: {e}") from None
-  if images.dtype != np.uint8 or images.ndim != 4:
-    raise UserError(f"'images' in {path!r} must be uint8 [N, H, W, C], not {images.dtype} "
-                    f"{list(images.shape)}")
-  return images, None
-
-
-def _read_folder(path: str) -> tuple[np.ndarray, list[str]]:
-  from PIL import Image, UnidentifiedImageError  # pylint: disable=g-import-not-at-top
-  names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
-  if not names:
-    raise UserError(f"folder {path!r} holds no .png, .jpg or .jpeg files")
-  images = []
-  for name in names:
-    try:
-      with Image.open(os.path.join(path, name)) as im:
-        image = np.asarray(im.convert("L" if im.mode in ("1", "L", "I", "I;16") else "RGB"))
-    except (OSError, UnidentifiedImageError) as e:
-      raise UserError(f"cannot read image {name!r} in {path!r}: {e}") from None
-    image = image[..., None] if image.ndim == 2 else image
-    if images and image.shape != images[0].shape:
-      raise UserError(f"images in {path!r} differ in shape: {names[0]} is "
-                      f"{'x'.join(map(str, images[0].shape))}, {name} is {'x'.join(map(str, image.shape))}")
-    images.append(image)
-  return np.stack(images), names
-
-
 def main(argv):
   logging.set_verbosity(logging.WARNING)
   with user_errors():
     if len(argv) > 1:
       raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+    from gen.images import read_images  # pylint: disable=g-import-not-at-top
     images, names = read_images(FLAGS.input)
     from gen.trainer import restore_for_inference  # pylint: disable=g-import-not-at-top
     config, family, state = restore_for_inference(FLAGS.workdir)

@@ -13,6 +13,7 @@ _TMP = tempfile.mkdtemp(prefix="gen-tests-")
 # Set before anything imports jax or tfds; subprocesses inherit them.
 os.environ["TFDS_DATA_DIR"] = os.path.join(_TMP, "tfds")
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(_TMP, "jax-cache")
+os.environ["GEN_CACHE_DIR"] = os.path.join(_TMP, "gen-cache")  # digit network, reference features
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -21,7 +22,7 @@ TINY_GAN = [
     "--config.model.ngf=8", "--config.model.ndf=8", "--config.model.z_dim=16",
     "--config.batch_size=8", "--config.steps_per_call=2", "--config.num_steps=2",
     "--config.log_every=1", "--config.sample_every=2", "--config.checkpoint_every=2",
-    "--config.sample_grid=4",
+    "--config.sample_grid=4", "--config.eval.metrics=", "--config.eval.best_metric=",
 ]
 
 

@@ -31,5 +31,10 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.eval.split = "test"  # also the images `pictures` shows (reconstructions, translations)
   c.eval.batch_size = 100  # global; the last partial batch is padded and masked
   c.eval.num_importance = 1000  # nll: importance samples K per example
-  c.eval.seed = 0  # evaluation's own randomness (binarisation, importance samples)
+  c.eval.seed = 0  # evaluation's own randomness (binarisation, importance samples, samples)
+  c.eval.num_samples = 0  # fid/kid/is/pr: generated images compared with the eval split
+  c.eval.inception_weights = ""  # converted FID Inception ("" = $GEN_INCEPTION_WEIGHTS or cache)
+  c.eval.recompute_reference = False  # recompute cached reference features
+  c.eval.best_metric = ""  # e.g. fid_digits: also keep the best checkpoint in checkpoints_best/
+  c.eval.best_mode = "min"  # min | max
   return c

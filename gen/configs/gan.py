@@ -1,9 +1,13 @@
 """DCGAN (Radford et al. 2016) configs.
 
 Default (no arg): DCGAN on the offline `mnist5k` digits (28x28x1), batch 64,
-non-saturating loss, Adam(2e-4, 0.5, 0.999), EMA of G, 2,000 steps. Measured
-on 2 CPU cores: ~7.7 steps/s, 4.5 minutes in all, and workdir/samples/ shows
-recognisable digits from about step 1,500 (d_loss ~0.4, g_loss ~2.2 at the end):
+non-saturating loss, Adam(2e-4, 0.5, 0.999), EMA of G, 2,000 steps, evaluated
+at steps 1,000 and 2,000 with FID/KID/precision/recall on the digit
+classifier's features (4,000 EMA samples vs the 1,000 test digits; the best
+checkpoint by FID-digits goes to checkpoints_best/). Measured on 2 CPU cores:
+~11 steps/s, 3 min 40 s in all; workdir/samples/ shows recognisable digits from
+about step 1,500; at the end FID-digits 152.9, KID-digits 53.9, precision 0.53,
+recall 0.65 (the floor, mnist5k train vs test: FID-digits 7.6):
 
   python train_gan.py --workdir runs/gan
 
@@ -53,6 +57,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.sample_grid = 64  # images in each PNG grid
 
+  # FID/KID/precision-recall on the offline digit classifier's features, EMA generator,
+  # 4,000 samples against the 1,000 test digits; the best checkpoint by FID-digits is kept.
+  c.eval_every = 1000
+  c.eval.metrics = "fid_digits,kid_digits,pr_digits"
+  c.eval.num_samples = 4000
+  c.eval.best_metric = "fid_digits"
+
   arg = arg or "mnist5k"
   if arg == "mnist5k":
     pass
@@ -60,12 +71,14 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.name = "mnist"
     c.num_steps = 10_000
     c.sample_every = c.checkpoint_every = 1000
+    c.eval.num_samples = 10_000
   elif arg in ("cifar10", "sngan", "wgan_gp"):
     c.data.name = "cifar10"
     c.data.random_flip = True
     c.num_steps = 50_000
     c.log_every = 100
-    c.sample_every = c.checkpoint_every = 5000
+    c.sample_every = c.checkpoint_every = c.eval_every = 5000
+    c.eval.metrics, c.eval.best_metric, c.eval.num_samples = "fid,kid,is", "fid", 10_000
     if arg == "sngan":
       c.model.spectral_norm = True
       c.model.d_norm = "none"
@@ -82,7 +95,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.image_size = 64
     c.num_steps = 50_000
     c.log_every = 100
-    c.sample_every = c.checkpoint_every = 5000
+    c.sample_every = c.checkpoint_every = c.eval_every = 5000
+    c.eval.metrics, c.eval.best_metric, c.eval.num_samples = "fid,kid", "fid", 10_000
   else:
     raise ValueError(f"unknown gan config variant {arg!r}: mnist5k, mnist, cifar10, celeb_a, "
                      f"sngan, wgan_gp")

@@ -30,7 +30,7 @@ def _chunk_size(k: int, batch: int, dims: int) -> int:
 
 
 @register("nll")
-def nll(family, state, batches, config) -> dict[str, float]:
+def nll(family, state, batches, config, cache=None) -> dict[str, float]:
   if not hasattr(family, "log_importance_weights"):
     raise UserError(f"metric 'nll' needs a likelihood model (family vae), not {config.family!r}")
   k = config.eval.num_importance

@@ -20,7 +20,7 @@ from gen.metrics import register
 
 
 @register("mae")
-def mae(family, state, batches, config) -> dict[str, float]:
+def mae(family, state, batches, config, cache=None) -> dict[str, float]:
   if getattr(family, "domains", None) != ("A", "B"):
     raise UserError(f"metric 'mae' needs a translation model (family cyclegan), not {config.family!r}")
   lo, hi = family.value_range

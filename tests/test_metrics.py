@@ -1,0 +1,139 @@
+"""FID, KID, IS and precision/recall against closed forms; the digit network; metric wiring."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+from scipy import linalg
+
+from conftest import TINY_GAN, run
+from gen.metrics import feature_stats as fs
+
+
+def test_fid_of_a_set_against_itself_is_zero():
+  f = np.random.default_rng(0).normal(size=(500, 16))
+  assert abs(fs.fid(f, f)) < 1e-8
+
+
+def test_frechet_distance_of_known_gaussians():
+  rng = np.random.default_rng(1)
+  a, b = rng.normal(size=(6, 6)), rng.normal(size=(6, 6))
+  s1, s2 = a @ a.T + 0.1 * np.eye(6), b @ b.T + 0.1 * np.eye(6)
+  mu1, mu2 = rng.normal(size=6), rng.normal(size=6)
+  want = np.sum((mu1 - mu2) ** 2) + np.trace(s1 + s2 - 2 * linalg.sqrtm(s1 @ s2).real)
+  np.testing.assert_allclose(fs.frechet_distance(mu1, s1, mu2, s2), want, rtol=1e-9)
+  # Isotropic closed form: N(0, a^2 I) vs N(m, b^2 I) in d dims: |m|^2 + d (a - b)^2.
+  d = 5
+  got = fs.frechet_distance(np.zeros(d), 4 * np.eye(d), np.ones(d), 9 * np.eye(d))
+  np.testing.assert_allclose(got, d * 1.0 + d * (2 - 3) ** 2, rtol=1e-12)
+  # Singular covariances stay real and finite.
+  assert np.isfinite(fs.frechet_distance(np.zeros(3), np.diag([1.0, 0.0, 0.0]), np.zeros(3), np.eye(3)))
+
+
+def test_fid_of_samples_approaches_the_closed_form():
+  rng = np.random.default_rng(2)
+  x = rng.normal(size=(20000, 4))
+  y = rng.normal(size=(20000, 4)) * 2.0 + 1.0
+  np.testing.assert_allclose(fs.fid(x, y), 4 * 1.0 + 4 * (1 - 2) ** 2, rtol=0.03)
+
+
+def test_kid_is_unbiased_and_matches_the_closed_form():
+  rng = np.random.default_rng(3)
+  x, y = rng.normal(size=(200, 8)), rng.normal(size=(200, 8))
+  same = [fs.kid(rng.normal(size=(200, 8)), rng.normal(size=(200, 8)), subsets=20, subset_size=100)[0]
+          for _ in range(5)]
+  assert abs(np.mean(same)) < 0.03  # unbiased: ~0 for equal distributions (std of this mean ~0.01)
+  k = lambda a, b: (a @ b.T / 8 + 1) ** 3  # the biased estimate keeps the diagonal: clearly > 0
+  biased = k(x[:100], x[:100]).mean() + k(y[:100], y[:100]).mean() - 2 * k(x[:100], y[:100]).mean()
+  assert biased > 0.1
+  # Shifted by m in every dimension: E k(x,y) with k = (x.y/d + 1)^3 gives MMD^2 in closed form.
+  d, m = 8, 1.0
+  x, y = rng.normal(size=(4000, d)), rng.normal(size=(4000, d)) + m
+  # For independent Gaussians: E(x.y/d+1)^3 terms; computed exactly by moment expansion below.
+  def e_k(mx, my):  # E[(u + 1)^3], u = x.y/d, x ~ N(mx 1, I), y ~ N(my 1, I) (y independent copy)
+    mean = mx * my
+    var = (1 + mx * mx + my * my) / d  # Var(x.y)/d^2 for independent isotropic Gaussians
+    third = 6 * mx * my / (d * d)  # E[(u - mean)^3]
+    return (mean + 1) ** 3 + 3 * (mean + 1) * var + third
+  want = e_k(0, 0) + e_k(m, m) - 2 * e_k(0, m)
+  got = fs.kid(x, y, subsets=10, subset_size=1000)[0]
+  np.testing.assert_allclose(got, want, rtol=0.1)
+
+
+def test_inception_score_of_uniform_and_one_hot_predictions():
+  uniform = np.zeros((1000, 10))
+  np.testing.assert_allclose(fs.inception_score(uniform)[0], 1.0, rtol=1e-9)
+  one_hot = np.full((1000, 10), -1e4)
+  one_hot[np.arange(1000), np.arange(1000) % 10] = 0.0  # confident and balanced: IS = #classes
+  mean, std = fs.inception_score(one_hot)
+  np.testing.assert_allclose(mean, 10.0, rtol=1e-6)
+  assert std < 1e-6
+
+
+def test_precision_recall():
+  rng = np.random.default_rng(4)
+  real = rng.normal(size=(1000, 2))
+  p, r = fs.precision_recall(real, rng.normal(size=(1000, 2)))
+  assert p > 0.9 and r > 0.9
+  p, r = fs.precision_recall(real, rng.normal(size=(1000, 2)) * 0.1)  # collapsed on the mode
+  assert p > 0.95 and r < 0.3
+  p, r = fs.precision_recall(real, rng.normal(size=(1000, 2)) + 20.0)  # elsewhere
+  assert p == 0.0 and r == 0.0
+
+
+def test_digit_network_is_accurate_and_its_features_deterministic(mnist5k_builder):
+  from gen.metrics.digits import MIN_ACCURACY, DigitFeatures
+  net = DigitFeatures()
+  assert net.accuracy >= MIN_ACCURACY
+  images = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
+  a, b = net(images), net(images)
+  np.testing.assert_array_equal(a[0], b[0])
+  assert a[0].shape == (5, 128) and a[1].shape == (5, 10)
+
+
+def test_evaluate_images_against_a_split_and_the_floor(tmp_path, mnist5k_builder):
+  result = run(["-m", "gen.evaluate", "--images=mnist5k:test", "--ref=mnist5k:test",
+                "--metrics=fid_digits,pr_digits,is_digits"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  same = json.loads(result.stdout)
+  assert abs(same["fid_digits"]) < 1e-4  # a set against itself (float64 rounding of ~1e3 traces)
+  assert same["precision_digits"] == same["recall_digits"] == 1.0
+  assert same["is_digits"] > 8.0  # confident, balanced predictions on real digits
+  noise = str(tmp_path / "noise.npz")
+  np.savez(noise, images=np.random.default_rng(0).integers(0, 256, (200, 28, 28, 1), dtype=np.uint8))
+  result = run(["-m", "gen.evaluate", f"--images={noise}", "--ref=mnist5k:test", "--metrics=fid_digits"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  assert json.loads(result.stdout)["fid_digits"] > 100 * max(same["fid_digits"], 1.0)
+
+
+def test_gan_run_logs_digit_metrics_and_keeps_the_best_checkpoint(tmp_path):
+  workdir = str(tmp_path / "gan")
+  args = [*TINY_GAN, "--config.num_steps=4", "--config.eval_every=2", "--config.checkpoint_every=2",
+          "--config.eval.num_samples=100", "--config.keep_checkpoints=1",
+          "--config.eval.metrics=fid_digits,kid_digits", "--config.eval.best_metric=fid_digits"]
+  result = run(["train_gan.py", f"--workdir={workdir}", *args])
+  assert result.returncode == 0, result.stderr[-3000:]
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    evals = [json.loads(line) for line in f if "test_fid_digits" in line]
+  assert [e["step"] for e in evals] == [2, 4]
+  best = min(evals, key=lambda e: e["test_fid_digits"])["step"]
+  assert os.listdir(os.path.join(workdir, "checkpoints_best")) == [str(best)]
+  assert os.listdir(os.path.join(workdir, "checkpoints")) == ["4"]
+  result = run(["-m", "gen.evaluate", f"--workdir={workdir}", "--metrics=fid_digits,kid_digits",
+                "--num-samples=100"])
+  assert result.returncode == 0, result.stderr[-3000:]
+  printed = json.loads(result.stdout)
+  np.testing.assert_allclose(printed["fid_digits"], evals[-1]["test_fid_digits"], rtol=1e-6)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--metrics=fid"], "no Inception weights at"),
+    (["--metrics=nll"], "only sample-quality metrics apply"),
+    (["--metrics=bogus"], "unknown metric 'bogus'"),
+])
+def test_evaluate_image_errors(tmp_path, args, message, monkeypatch):
+  env_missing = str(tmp_path / "none.msgpack")
+  monkeypatch.setenv("GEN_INCEPTION_WEIGHTS", env_missing)
+  result = run(["-m", "gen.evaluate", "--images=mnist5k:test", "--ref=mnist5k:test", *args])
+  assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
