@@ -12,6 +12,7 @@ import dataclasses
 import itertools
 import json
 import os
+import signal
 import sys
 import time
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from gen import metrics as metrics_lib
 from gen import sharding
-from gen.checkpointing import Checkpointer, abstract_like
+from gen.checkpointing import Checkpointer, abstract_like, signature
 from gen.data import DatasetInfo, Pipeline, dataset_info, open_builder
 from gen.errors import UserError
 from gen.families import get as get_family
@@ -79,7 +80,7 @@ def family_for_workdir(workdir: str, ckpt: Checkpointer):
     raise UserError(f"{workdir!r} is not a run directory: no config.json")
   with open(path) as f:
     config = ml_collections.ConfigDict(json.load(f))
-  meta = ckpt.read_meta()
+  meta = ckpt.latest_readable_meta()
   info = DatasetInfo(**{**meta["dataset"], "image_shape": tuple(meta["dataset"]["image_shape"])})
   return config, get_family(config.family)(config, info)
 
@@ -93,7 +94,8 @@ def restore_for_inference(workdir: str):
     raise UserError(f"no checkpoint in {workdir!r}")
   config, family = family_for_workdir(workdir, ckpt)
   shapes = jax.eval_shape(family.init_state, jax.random.key(config.seed))
-  state, _ = ckpt.restore(abstract_like(shapes, sharding.replicated(sharding.make_mesh())))
+  state, _ = ckpt.restore_latest_usable(
+      abstract_like(shapes, sharding.replicated(sharding.make_mesh())), config.family)
   return config, family, state
 
 
@@ -183,8 +185,46 @@ def compile_steps(family, state_sharding):
   return jax.jit(run_steps, donate_argnums=0, out_shardings=(state_sharding, state_sharding))
 
 
+class _StopOnSignals:
+  """SIGTERM / SIGINT (preemption, Ctrl-C) set `signal`; the loop then saves and stops."""
+
+  def __init__(self):
+    self.signal = None
+    self._previous = {}
+    try:
+      for sig in (signal.SIGTERM, signal.SIGINT):
+        self._previous[sig] = signal.signal(sig, self._handle)
+    except ValueError:  # not the main thread: leave the process's handlers alone
+      pass
+
+  def _handle(self, signum, frame):  # pylint: disable=unused-argument
+    self.signal = signal.Signals(signum).name
+
+  def restore(self):
+    for sig, handler in self._previous.items():
+      signal.signal(sig, handler)
+
+
+def _check_finite(metrics: dict, step: int, ckpt: Checkpointer) -> None:
+  """Stops at the first step whose losses or gradient norms are not finite; saves nothing of it."""
+  finite = np.asarray(metrics.pop("finite"))  # one bool per step: waits for this call's steps
+  if finite.all():
+    return
+  i = int(np.argmin(finite))
+  values = {name: float(np.asarray(v).reshape(-1)[i]) for name, v in metrics.items()}
+  bad = ", ".join(f"{n}={v}" for n, v in values.items() if not np.isfinite(v))
+  ckpt.wait()
+  last = ckpt.latest_step()
+  raise UserError(f"non-finite loss or gradient at step {step + i + 1} ({bad or 'a gradient norm'}); "
+                  f"stopped without saving it; the last checkpoint is "
+                  f"{'step ' + str(last) if last is not None else 'none'} "
+                  f"(--config.debug_nans=True finds the operation)")
+
+
 def train(config, workdir: str) -> None:
   check_config(config)
+  if config.get("debug_nans"):
+    jax.config.update("jax_debug_nans", True)
   family_cls = get_family(config.family)
   prepare_workdir(workdir)
   mesh = sharding.make_mesh()
@@ -209,13 +249,10 @@ def train(config, workdir: str) -> None:
   best_ckpt = (Checkpointer(os.path.join(workdir, "checkpoints_best"), 1,
                             best_metric=config.eval.best_metric, best_mode=config.eval.best_mode)
                if config.eval.best_metric and eval_names else None)
-  if ckpt.latest_step() is not None:
-    meta = ckpt.read_meta()
-    if meta.get("family") != config.family:
-      raise UserError(f"the checkpoint in {workdir!r} is of family {meta.get('family')!r}, "
-                      f"not {config.family!r}: use another --workdir")
-    shapes = jax.eval_shape(family.init_state, key)
-    state, meta = ckpt.restore(abstract_like(shapes, replicated))
+  shapes = jax.eval_shape(family.init_state, key)
+  restored = ckpt.restore_latest_usable(abstract_like(shapes, replicated), config.family)
+  if restored:
+    state, meta = restored
     position = int(meta["data_position"])
     print(f"resumed from step {int(state.step)} in {ckpt.directory}", file=sys.stderr, flush=True)
   else:
@@ -240,14 +277,17 @@ def train(config, workdir: str) -> None:
     log.truncate_after(step)
   meter = Meter()
   samples_dir = os.path.join(workdir, "samples")
+  state_signature = signature(shapes)
   dataset = {"name": info.name, "image_shape": list(info.image_shape),
              "num_classes": info.num_classes, "num_examples": info.num_examples}
+  stop = _StopOnSignals()
   try:
-    while step < config.num_steps:
+    while step < config.num_steps and not stop.signal:
       k = _chunk(step, config)
       batches = [_by_domain({d: next(it) for d, it in streams.items()}) for _ in range(k)]
       stacked = jax.tree.map(lambda *xs: np.stack(xs), *batches)
       state, metrics = run_steps(state, sharding.to_global(stacked, batch_sharding))
+      _check_finite(metrics, step, ckpt)  # before anything is logged or saved from this state
       step += k
       position += k * local_batch
       meter.add(metrics, k)
@@ -260,7 +300,8 @@ def train(config, workdir: str) -> None:
         for name, picture in family.pictures(state, examples).items():
           if primary:
             save_png(os.path.join(samples_dir, f"{name}_{step:07d}.png"), picture)
-      meta = {"family": config.family, "step": step, "data_position": position, "dataset": dataset}
+      meta = {"family": config.family, "step": step, "data_position": position, "dataset": dataset,
+              "signature": state_signature}
       if step % config.checkpoint_every == 0 or end:  # saves in the background
         ckpt.save(step, state, meta)
       if eval_names and ((config.eval_every and step % config.eval_every == 0) or end):
@@ -274,7 +315,14 @@ def train(config, workdir: str) -> None:
             raise UserError(f"eval.best_metric={config.eval.best_metric!r} is not among the "
                             f"evaluated metrics ({', '.join(results)})")
           best_ckpt.save(step, state, meta, metrics=results)
+    if stop.signal:
+      if ckpt.latest_step() != step:
+        ckpt.save(step, state, meta)
+      ckpt.wait()
+      print(f"{stop.signal}: saved a checkpoint at step {step} in {ckpt.directory}; run the same "
+            f"command again to resume", file=sys.stderr, flush=True)
   finally:
+    stop.restore()
     for c in (ckpt, best_ckpt):
       if c:
         c.wait()

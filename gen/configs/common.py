@@ -14,6 +14,7 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.sample_every = 500  # PNG grids under workdir/samples/
   c.checkpoint_every = 500
   c.keep_checkpoints = 3
+  c.debug_nans = False  # jax_debug_nans: raise at the first operation that makes a NaN (slow)
   c.eval_every = 0  # evaluate eval.metrics every N steps (0: only when training ends)
 
   c.data = ml_collections.ConfigDict()

@@ -141,6 +141,9 @@ class Family:
 
     metrics["d_a"], grad_da = jax.value_and_grad(d_loss_fn)(state.d_a.params, real_a, shown_a)
     metrics["d_b"], grad_db = jax.value_and_grad(d_loss_fn)(state.d_b.params, real_b, shown_b)
+    norms = optax.global_norm((grad_ab, grad_ba, grad_da, grad_db))
+    metrics["finite"] = (jnp.isfinite(metrics["g_loss"]) & jnp.isfinite(metrics["d_a"])
+                         & jnp.isfinite(metrics["d_b"]) & jnp.isfinite(norms))
     return state.replace(
         step=state.step + 1,
         g_ab=state.g_ab.apply_gradients(grad_ab), g_ba=state.g_ba.apply_gradients(grad_ba),

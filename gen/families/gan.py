@@ -131,15 +131,18 @@ class Family:
       g = state.g.apply_gradients(g_grads, batch_stats=g_stats)
       ema = ema_update(state.ema_params, g.params, self.config.model.ema_decay,
                        state.step // l.n_critic)
-      return g, ema, g_loss
+      return g, ema, g_loss, jnp.isfinite(g_loss) & jnp.isfinite(optax.global_norm(g_grads))
 
     if l.n_critic == 1:
-      g, ema, g_loss = g_update(None)
-    else:
-      g, ema, g_loss = jax.lax.cond(
+      g, ema, g_loss, g_finite = g_update(None)
+    else:  # g_loss is NaN on steps without a G update: "not computed", skipped in the means
+      g, ema, g_loss, g_finite = jax.lax.cond(
           (state.step + 1) % l.n_critic == 0, g_update,
-          lambda _: (state.g, state.ema_params, jnp.full((), jnp.nan, real.dtype)), None)
+          lambda _: (state.g, state.ema_params, jnp.full((), jnp.nan, real.dtype), jnp.array(True)),
+          None)
     metrics["g_loss"] = g_loss
+    metrics["finite"] = (g_finite & jnp.isfinite(metrics["d_loss"])
+                         & jnp.isfinite(optax.global_norm(d_grads)))
     return state.replace(step=state.step + 1, g=g, d=d, ema_params=ema), metrics
 
   # -- sampling -------------------------------------------------------------

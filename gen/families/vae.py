@@ -202,6 +202,7 @@ class Family:
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.vae.params)
     metrics["grad_norm"] = optax.global_norm(grads)
+    metrics["finite"] = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
     return state.replace(step=state.step + 1, vae=state.vae.apply_gradients(grads)), metrics
 
   # -- pictures and samples -------------------------------------------------

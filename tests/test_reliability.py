@@ -1,0 +1,169 @@
+"""Faults a week-long run must survive: preemption signals, kill -9, corrupt checkpoints, NaNs."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import ROOT, TINY_GAN, run
+from gen import trainer
+from gen.configs.vae import get_config
+from gen.errors import UserError
+
+TINY_VAE = ["--config.model.hidden_units=16", "--config.model.latents=2", "--config.batch_size=10",
+            "--config.steps_per_call=1", "--config.eval.metrics=", "--config.sample_every=1000000"]
+
+
+def vae_config(num_steps, **top):
+  c = get_config()
+  c.model.hidden_units, c.model.latents = 16, 2
+  c.eval.metrics = ""
+  c.update({**dict(batch_size=10, steps_per_call=1, log_every=1, sample_every=10**6,
+                   checkpoint_every=2, num_steps=num_steps), **top})
+  return c
+
+
+def start(args):
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  return subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, text=True)
+
+
+def wait_for(predicate, timeout=300):
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if predicate():
+      return
+    time.sleep(0.2)
+  raise TimeoutError("the run did not get there in time")
+
+
+def logged_steps(workdir):
+  path = os.path.join(workdir, "metrics.jsonl")
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line)["step"] for line in f if line.strip()]
+
+
+def checkpoints(workdir):
+  return sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_saves_at_the_current_step_and_exits_0(tmp_path, sig):
+  workdir = str(tmp_path / "run")
+  proc = start(["train_vae.py", f"--workdir={workdir}", *TINY_VAE, "--config.num_steps=100000",
+                "--config.log_every=1", "--config.checkpoint_every=100000"])
+  wait_for(lambda: len(logged_steps(workdir)) >= 3)
+  proc.send_signal(sig)
+  _, err = proc.communicate(timeout=120)
+  assert proc.returncode == 0, err[-2000:]
+  line = [l for l in err.splitlines() if "saved a checkpoint at step" in l]
+  assert len(line) == 1 and line[0].startswith(sig.name), err[-2000:]
+  step = int(line[0].split("at step ")[1].split()[0])
+  assert checkpoints(workdir) == [str(step)] and step >= 3
+  # The next start resumes there.
+  result = run(["train_vae.py", f"--workdir={workdir}", *TINY_VAE, f"--config.num_steps={step + 2}",
+                "--config.log_every=1", "--config.checkpoint_every=100000"])
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert f"resumed from step {step}" in result.stderr
+  assert str(step + 2) in checkpoints(workdir)
+
+
+def test_kill_9_resumes_from_the_last_complete_checkpoint(tmp_path):
+  workdir = str(tmp_path / "run")
+  proc = start(["train_vae.py", f"--workdir={workdir}", *TINY_VAE, "--config.num_steps=100000",
+                "--config.log_every=1", "--config.checkpoint_every=3"])
+  wait_for(lambda: os.path.isdir(os.path.join(workdir, "checkpoints"))
+           and any(n.isdigit() for n in checkpoints(workdir)))
+  proc.kill()  # SIGKILL: no handler runs, an async save may be cut anywhere
+  proc.communicate()
+  # A save cut short looks like this: orbax's temporary directory, never a step directory.
+  partial = os.path.join(workdir, "checkpoints", "999999.orbax-checkpoint-tmp-1")
+  os.makedirs(os.path.join(partial, "state"))
+  complete = max(int(n) for n in checkpoints(workdir) if n.isdigit())
+  result = run(["train_vae.py", f"--workdir={workdir}", *TINY_VAE,
+                f"--config.num_steps={complete + 3}", "--config.log_every=1",
+                "--config.checkpoint_every=3"])
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert f"resumed from step {complete}" in result.stderr
+  assert not os.path.exists(partial)  # cleaned up
+  assert str(complete + 3) in checkpoints(workdir)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys):
+  straight, broken = str(tmp_path / "straight"), str(tmp_path / "broken")
+  trainer.train(vae_config(6), straight)
+  trainer.train(vae_config(4), broken)  # checkpoints 2 and 4
+  state_dir = os.path.join(broken, "checkpoints", "4", "state")
+  files = [os.path.join(d, f) for d, _, fs in os.walk(state_dir) for f in fs]
+  for f in files:  # truncate every file of step 4's state
+    with open(f, "r+b") as fh:
+      fh.truncate(max(0, os.path.getsize(f) // 3))
+  capsys.readouterr()
+  trainer.train(vae_config(6), broken)
+  err = capsys.readouterr().err
+  assert "warning: checkpoint 4 in" in err and "is unreadable" in err
+  assert "resumed from step 2" in err
+  assert os.path.isdir(os.path.join(broken, "checkpoints", "4.corrupt"))  # kept, not deleted
+  a = trainer.restore_for_inference(straight)[2]
+  b = trainer.restore_for_inference(broken)[2]
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):  # still exact
+    np.testing.assert_array_equal(x, y)
+
+
+def test_no_usable_checkpoint_is_one_clear_error(tmp_path):
+  workdir = str(tmp_path / "run")
+  trainer.train(vae_config(2), workdir)
+  shutil.rmtree(os.path.join(workdir, "checkpoints", "2", "state"))
+  with pytest.raises(UserError, match="no usable checkpoint"):
+    trainer.train(vae_config(4), workdir)
+
+
+def test_nan_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path):
+  workdir = str(tmp_path / "run")
+  c = vae_config(50, checkpoint_every=1)
+  c.optim.lr = 1e30  # Adam steps of ~1e30: the loss overflows within a few steps
+  with pytest.raises(UserError, match=r"non-finite loss or gradient at step (\d+)") as e:
+    trainer.train(c, workdir)
+  bad = int(str(e.value).split("at step ")[1].split()[0])
+  assert f"the last checkpoint is step {bad - 1}" in str(e.value)
+  assert max(map(int, checkpoints(workdir))) == bad - 1  # the bad state was not saved
+  assert max(logged_steps(workdir)) == bad - 1  # nothing of the bad step was logged
+
+
+def test_checkpoint_from_another_config_or_family(tmp_path):
+  workdir = str(tmp_path / "run")
+  trainer.train(vae_config(2), workdir)
+  other = vae_config(4)
+  other.model.hidden_units = 32
+  with pytest.raises(UserError, match="written for a different model or config"):
+    trainer.train(other, workdir)
+  result = run(["train_gan.py", f"--workdir={workdir}", *TINY_GAN])
+  assert result.returncode == 2 and "is of family 'vae', not 'gan'" in result.stderr
+
+
+@pytest.mark.parametrize("module,args,message", [
+    ("gen.translate", ["--direction=AtoB", "--input=x.npz", "--out=y.npz"], "does not exist"),
+    ("gen.evaluate", ["--metrics=nll"], "does not exist"),
+    ("gen.sample", ["--out=y.npz"], "does not exist"),
+])
+def test_tools_with_a_missing_workdir(tmp_path, module, args, message):
+  result = run(["-m", module, f"--workdir={tmp_path / 'missing'}", *args])
+  assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_translate_with_a_malformed_input_file(tmp_path):
+  garbage = tmp_path / "garbage.npz"
+  garbage.write_bytes(b"not a zip file at all")
+  result = run(["-m", "gen.translate", f"--workdir={tmp_path}", f"--input={garbage}",
+                f"--out={tmp_path / 'o.npz'}"])
+  assert result.returncode == 2 and "cannot read" in result.stderr and "Traceback" not in result.stderr
