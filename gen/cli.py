@@ -50,6 +50,21 @@ def parse_flags(argv: list[str]) -> list[str]:
     return flags.FLAGS(argv)
 
 
+def run_tool(main) -> None:
+  """Runs `main()` as a `python -m gen.*` tool: absl flags, quiet logs, one-line errors."""
+  from absl import app  # pylint: disable=g-import-not-at-top
+
+  def wrapped(argv):
+    from absl import logging  # pylint: disable=g-import-not-at-top
+    logging.set_verbosity(logging.WARNING)
+    with user_errors():
+      if len(argv) > 1:
+        raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+      main()
+
+  app.run(wrapped, flags_parser=parse_flags)
+
+
 def train_main(family: str) -> None:
   """`train_<family>.py`: --workdir, --config=<file>[:variant] and --config.a.b=value overrides."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter quiet

@@ -17,9 +17,9 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging  # pylint: disable=g-import-not-at-top
+from absl import flags  # pylint: disable=g-import-not-at-top
 
-from gen.cli import parse_flags, user_errors  # pylint: disable=g-import-not-at-top
+from gen.cli import run_tool  # pylint: disable=g-import-not-at-top
 from gen.errors import UserError  # pylint: disable=g-import-not-at-top
 
 flags.DEFINE_string("workdir", None, "Run directory written by a train_*.py script.")
@@ -68,38 +68,34 @@ def _evaluate_images(names):
   return quality.quality(names, images, labels, reference, config, {})
 
 
-def main(argv):
-  logging.set_verbosity(logging.WARNING)
-  with user_errors():
-    if len(argv) > 1:
-      raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    if bool(FLAGS.workdir) == bool(FLAGS.images):
-      raise UserError("pass exactly one of --workdir (a run) or --images (with --ref)")
-    from gen import metrics, sharding, trainer  # pylint: disable=g-import-not-at-top
-    from gen.data import open_builder  # pylint: disable=g-import-not-at-top
-    if FLAGS.images:
-      names = metrics.parse(FLAGS.metrics or "")
-      if not names:
-        raise UserError("no metrics to compute: pass --metrics (e.g. --metrics fid_digits)")
-      print(json.dumps(_evaluate_images(names)))
-      return
-    config, family, state = trainer.restore_for_inference(FLAGS.workdir)
-    if FLAGS["num-importance"].value is not None:
-      config.eval.num_importance = FLAGS["num-importance"].value
-    if FLAGS["num-samples"].value is not None:
-      config.eval.num_samples = FLAGS["num-samples"].value
-    config.eval.recompute_reference = FLAGS["recompute-reference"].value
-    if FLAGS.split:
-      config.eval.split = FLAGS.split
-    names = metrics.parse(FLAGS.metrics if FLAGS.metrics is not None else config.eval.metrics)
+def main():
+  if bool(FLAGS.workdir) == bool(FLAGS.images):
+    raise UserError("pass exactly one of --workdir (a run) or --images (with --ref)")
+  from gen import metrics, sharding, trainer  # pylint: disable=g-import-not-at-top
+  from gen.data import open_builder  # pylint: disable=g-import-not-at-top
+  if FLAGS.images:
+    names = metrics.parse(FLAGS.metrics or "")
     if not names:
-      raise UserError("no metrics to compute: pass --metrics (e.g. --metrics nll)")
-    metrics.check_available(names, config)
-    builder = open_builder(config.data.name, config.data.data_dir or None)
-    results = trainer.evaluate(config, family, state, builder, sharding.make_mesh(), names)
-    print(json.dumps({"step": int(state.step), **results}))
-    sys.stdout.flush()
+      raise UserError("no metrics to compute: pass --metrics (e.g. --metrics fid_digits)")
+    print(json.dumps(_evaluate_images(names)))
+    return
+  config, family, state = trainer.restore_for_inference(FLAGS.workdir)
+  if FLAGS["num-importance"].value is not None:
+    config.eval.num_importance = FLAGS["num-importance"].value
+  if FLAGS["num-samples"].value is not None:
+    config.eval.num_samples = FLAGS["num-samples"].value
+  config.eval.recompute_reference = FLAGS["recompute-reference"].value
+  if FLAGS.split:
+    config.eval.split = FLAGS.split
+  names = metrics.parse(FLAGS.metrics if FLAGS.metrics is not None else config.eval.metrics)
+  if not names:
+    raise UserError("no metrics to compute: pass --metrics (e.g. --metrics nll)")
+  metrics.check_available(names, config)
+  builder = open_builder(config.data.name, config.data.data_dir or None)
+  results = trainer.evaluate(config, family, state, builder, sharding.make_mesh(), names)
+  print(json.dumps({"step": int(state.step), **results}))
+  sys.stdout.flush()
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  run_tool(main)

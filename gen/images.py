@@ -83,3 +83,11 @@ def _read_folder(path: str) -> tuple[np.ndarray, list[str]]:
                       f"{'x'.join(map(str, images[0].shape))}, {name} is {'x'.join(map(str, image.shape))}")
     images.append(image)
   return np.stack(images), names
+
+
+def write_npz(path: str, arrays: dict) -> None:
+  try:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    np.savez(path, **arrays)
+  except OSError as e:
+    raise UserError(f"cannot write {path!r}: {e.strerror or e}") from None

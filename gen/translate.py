@@ -14,10 +14,10 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from absl import app, flags, logging  # pylint: disable=g-import-not-at-top
+from absl import flags  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from gen.cli import parse_flags, user_errors  # pylint: disable=g-import-not-at-top
+from gen.cli import run_tool  # pylint: disable=g-import-not-at-top
 from gen.errors import UserError  # pylint: disable=g-import-not-at-top
 
 flags.DEFINE_string("workdir", None, "Run directory written by train_cyclegan.py.", required=True)
@@ -27,29 +27,22 @@ flags.DEFINE_string("input", None, "An .npz with uint8 `images` [N, H, W, C], or
 flags.DEFINE_string("out", None, "Output .npz path.", required=True)
 FLAGS = flags.FLAGS
 
-def main(argv):
-  logging.set_verbosity(logging.WARNING)
-  with user_errors():
-    if len(argv) > 1:
-      raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-    from gen.images import read_images  # pylint: disable=g-import-not-at-top
-    images, names = read_images(FLAGS.input)
-    from gen.trainer import restore_for_inference  # pylint: disable=g-import-not-at-top
-    config, family, state = restore_for_inference(FLAGS.workdir)
-    if not hasattr(family, "translate"):
-      raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run; gen.translate needs a "
-                      f"cyclegan run")
-    out = {"images": family.translate(state, images, FLAGS.direction)}
-    if names is not None:
-      out["names"] = np.asarray(names)
-    try:
-      os.makedirs(os.path.dirname(os.path.abspath(FLAGS.out)), exist_ok=True)
-      np.savez(FLAGS.out, **out)
-    except OSError as e:
-      raise UserError(f"cannot write {FLAGS.out!r}: {e.strerror or e}") from None
-    print(f"wrote {FLAGS.out}: images {'x'.join(map(str, out['images'].shape))} uint8 "
-          f"({FLAGS.direction})", file=sys.stderr)
+
+def main():
+  from gen.images import read_images, write_npz  # pylint: disable=g-import-not-at-top
+  images, names = read_images(FLAGS.input)
+  from gen.trainer import restore_for_inference  # pylint: disable=g-import-not-at-top
+  config, family, state = restore_for_inference(FLAGS.workdir)
+  if not hasattr(family, "translate"):
+    raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run; gen.translate needs a "
+                    f"cyclegan run")
+  out = {"images": family.translate(state, images, FLAGS.direction)}
+  if names is not None:
+    out["names"] = np.asarray(names)
+  write_npz(FLAGS.out, out)
+  print(f"wrote {FLAGS.out}: images {'x'.join(map(str, out['images'].shape))} uint8 "
+        f"({FLAGS.direction})", file=sys.stderr)
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  run_tool(main)
