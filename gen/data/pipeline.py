@@ -31,6 +31,8 @@ DECODED_CACHE_BYTES = 1 << 30  # splits up to this size (as uint8 pixels) are ca
 @functools.cache
 def _tf_and_tfds():
   """Imports TensorFlow lazily (so `import gen` stays light) and keeps it off accelerators."""
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # tf.data only; and its start-up banner
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
   tf.config.set_visible_devices([], "GPU")
   import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
