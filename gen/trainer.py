@@ -241,7 +241,6 @@ def train(config, workdir: str) -> None:
   family = family_cls(config, info)
   eval_names = metrics_lib.parse(config.eval.metrics)
   examples = picture_examples(config, builder, family)
-  write_config(config, workdir)
 
   replicated = sharding.replicated(mesh)
   key = jax.random.key(config.seed)
@@ -258,6 +257,7 @@ def train(config, workdir: str) -> None:
   else:
     state = jax.jit(family.init_state, out_shardings=replicated)(key)
     position = 0
+  write_config(config, workdir)  # only once any checkpoint there is known to fit this config
 
   # One stream per split, each a pure function of (seed, position); domains draw independently.
   streams = {d: iter(Pipeline(builder, split, batch_size=local_batch, start=position,

@@ -147,6 +147,8 @@ def test_checkpoint_from_another_config_or_family(tmp_path):
   other.model.hidden_units = 32
   with pytest.raises(UserError, match="written for a different model or config"):
     trainer.train(other, workdir)
+  with open(os.path.join(workdir, "config.json")) as f:  # the run's config is left as it was
+    assert json.load(f)["model"]["hidden_units"] == 16
   result = run(["train_gan.py", f"--workdir={workdir}", *TINY_GAN])
   assert result.returncode == 2 and "is of family 'vae', not 'gan'" in result.stderr
 
