@@ -1,5 +1,6 @@
 """Test set-up: a private TFDS data_dir and a shared JAX compilation cache for subprocesses."""
 
+import json
 import os
 import subprocess
 import sys
@@ -32,6 +33,12 @@ def run(args, devices: int = 1, timeout: int = 600) -> subprocess.CompletedProce
   env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
   return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
                         text=True, timeout=timeout, check=False)
+
+
+def metrics_rows(workdir: str) -> list[dict]:
+  """metrics.jsonl of a run, without the timing fields (the only ones that vary run to run)."""
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [{k: v for k, v in json.loads(line).items() if not k.endswith("_per_sec")} for line in f]
 
 
 @pytest.fixture(scope="session")

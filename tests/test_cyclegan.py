@@ -1,6 +1,5 @@
 """The CycleGAN family: networks, history pool, losses, schedule, digits2bold; end to end and resume."""
 
-import json
 import os
 
 import jax
@@ -10,7 +9,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from conftest import run
+from conftest import metrics_rows, run
 from gen import losses, trainer
 from gen.configs.cyclegan import get_config
 from gen.data import DatasetInfo, open_builder
@@ -161,8 +160,7 @@ def test_train_cyclegan_cli_end_to_end_and_translate(tmp_path):
   assert os.listdir(os.path.join(workdir, "checkpoints")) == ["2"]
   for name in ("AtoBtoA", "BtoAtoB"):
     assert os.path.exists(os.path.join(workdir, "samples", f"{name}_0000002.png"))
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    rows = [json.loads(line) for line in f]
+  rows = metrics_rows(workdir)
   assert [r["step"] for r in rows] == [1, 2, 2]
   final = rows[-1]
   # The trivial baselines on digits2bold's test set, from the data alone.
@@ -225,12 +223,7 @@ def test_cyclegan_resume_is_bitwise_identical_including_the_pool(tmp_path):
   assert int(b.pool_a.count) == 3 and float(jnp.abs(b.pool_b.images).sum()) > 0  # full, swapping
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)
-
-  def rows(workdir):
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-      return [{k: v for k, v in json.loads(l).items() if not k.endswith("_per_sec")} for l in f]
-
-  assert rows(straight) == rows(resumed)
+  assert metrics_rows(straight) == metrics_rows(resumed)
 
 
 def test_bad_values():

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy import linalg
 
-from conftest import TINY_GAN, run
+from conftest import TINY_GAN, metrics_rows, run
 from gen.metrics import feature_stats as fs
 
 
@@ -114,8 +114,7 @@ def test_gan_run_logs_digit_metrics_and_keeps_the_best_checkpoint(tmp_path):
           "--config.eval.metrics=fid_digits,kid_digits", "--config.eval.best_metric=fid_digits"]
   result = run(["train_gan.py", f"--workdir={workdir}", *args])
   assert result.returncode == 0, result.stderr[-3000:]
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    evals = [json.loads(line) for line in f if "test_fid_digits" in line]
+  evals = [r for r in metrics_rows(workdir) if "test_fid_digits" in r]
   assert [e["step"] for e in evals] == [2, 4]
   best = min(evals, key=lambda e: e["test_fid_digits"])["step"]
   assert os.listdir(os.path.join(workdir, "checkpoints_best")) == [str(best)]

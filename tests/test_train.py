@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ml_collections import config_flags
 
-from conftest import TINY_GAN, run
+from conftest import TINY_GAN, metrics_rows, run
 from gen import sharding, trainer
 from gen.checkpointing import Checkpointer, abstract_like
 from gen.configs.gan import get_config
@@ -37,10 +37,7 @@ def restore(workdir, config, step=None):
   return ckpt.restore(abstract_like(shapes, sharding.replicated(sharding.make_mesh())), step)
 
 
-def metrics(workdir):
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    rows = [json.loads(line) for line in f]
-  return [{k: v for k, v in r.items() if not k.endswith("_per_sec")} for r in rows]
+metrics = metrics_rows
 
 
 def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path):

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import run
+from conftest import metrics_rows, run
 from gen import distributions as dist
 from gen import sharding, trainer
 from gen.configs.vae import get_config
@@ -205,8 +205,7 @@ def test_train_vae_cli_end_to_end_evaluate_and_sample(tmp_path):
   assert os.listdir(os.path.join(workdir, "checkpoints")) == ["2"]
   for name in ("reconstructions", "samples", "interpolations", "traversals"):
     assert os.path.exists(os.path.join(workdir, "samples", f"{name}_0000002.png")), name
-  with open(os.path.join(workdir, "metrics.jsonl")) as f:
-    rows = [json.loads(line) for line in f]
+  rows = metrics_rows(workdir)
   assert [r["step"] for r in rows] == [1, 2, 2]
   assert rows[0]["neg_elbo"] > 0 and np.isfinite(rows[1]["grad_norm"])
   final = rows[2]  # the evaluation at the end: test split, K = 4
@@ -224,11 +223,9 @@ def test_train_vae_cli_end_to_end_evaluate_and_sample(tmp_path):
   four = str(tmp_path / "four")
   result = run(["train_vae.py", f"--workdir={four}", *TINY_VAE], devices=4)
   assert result.returncode == 0, result.stderr[-3000:]
-  with open(os.path.join(four, "metrics.jsonl")) as f:
-    rows4 = [json.loads(line) for line in f]
-  for a, b in zip(rows, rows4):
+  for a, b in zip(rows, metrics_rows(four)):
     for k in a:
-      if k != "step" and not k.endswith("_per_sec"):
+      if k != "step":
         np.testing.assert_allclose(a[k], b[k], rtol=1e-4, err_msg=k)
 
   out = str(tmp_path / "s.npz")
@@ -254,11 +251,7 @@ def test_vae_resume_is_bitwise_identical(tmp_path):
   assert int(a.step) == int(b.step) == 6
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)
-
-  def rows(workdir):
-    with open(os.path.join(workdir, "metrics.jsonl")) as f:
-      return [{k: v for k, v in json.loads(l).items() if not k.endswith("_per_sec")} for l in f]
-
+  rows = metrics_rows
   training = lambda rs: [r for r in rs if "loss" in r]
   assert training(rows(straight)) == training(rows(resumed))
   assert [r["step"] for r in training(rows(resumed))] == [1, 2, 3, 4, 5, 6]
