@@ -8,11 +8,13 @@ what is not an array: the family, the data position and the dataset's shape.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import sys
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from gen.errors import UserError
@@ -20,16 +22,19 @@ from gen.errors import UserError
 
 class Checkpointer:
 
-  def __init__(self, directory: str, max_to_keep: int = 3, create: bool = True,
+  def __init__(self, directory: str, max_to_keep: int = 3, read_only: bool = False,
                best_metric: str = "", best_mode: str = "min"):
-    """With `best_metric`, orbax keeps the `max_to_keep` best checkpoints by that metric."""
+    """With `best_metric`, orbax keeps the `max_to_keep` best checkpoints by that metric.
+    `read_only` (the gen.* tools): create, clean up and move nothing."""
     self.directory = os.path.abspath(directory)
     best = dict(best_fn=lambda m: m[best_metric], best_mode=best_mode,
                 keep_checkpoints_without_metrics=False) if best_metric else {}
     # cleanup_tmp_directories: a save cut short (kill -9) leaves a tmp directory, never a step
-    # directory; the next start removes it.
-    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=create,
-                                           cleanup_tmp_directories=True, **best)
+    # directory; the next training start removes it.
+    options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
+                                           cleanup_tmp_directories=not read_only,
+                                           read_only=read_only, **best)
+    self.read_only = read_only
     self._manager = ocp.CheckpointManager(self.directory, options=options,
                                           item_names=("state", "meta"))
 
@@ -51,18 +56,19 @@ class Checkpointer:
       out = self._manager.restore(step, args=ocp.args.Composite(
           state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
     except Exception as e:  # orbax raises many types for unreadable or mismatched trees
-      first = (str(e).strip().splitlines() or [""])[0][:300]
-      raise UserError(f"cannot restore checkpoint {step} in {self.directory}: "
-                      f"{type(e).__name__}: {first}") from None
+      raise _restore_error(step, self.directory, e) from None
     return out.state, dict(out.meta)
 
   def restore_latest_usable(self, abstract_state: Any, family: str) -> tuple[Any, dict] | None:
     """The newest checkpoint that restores, or None if there is none at all.
 
-    A checkpoint that cannot be read (truncated or deleted files) is reported in one line
-    and moved aside to `<step>.corrupt` (kept for inspection, out of orbax's rotation, so
-    it never takes the place of a good one); the previous one is tried next. One written
-    for a different model (its meta records another state signature) is an error.
+    A checkpoint whose files are missing or unreadable as data is reported in one line and
+    skipped; the previous one is tried next. Training (not read_only) also moves it aside
+    to `<step>.corrupt` (kept for inspection, out of orbax's rotation, so it never takes the
+    place of a good one): with several processes, only once all of them found it unreadable,
+    and only process 0 renames it. Any other failure (an I/O error, out of memory) is an
+    error that moves nothing. One written for a different model (its meta records another
+    state signature) is an error.
     """
     steps = sorted(self._manager.all_steps(), reverse=True)
     if not steps:
@@ -71,42 +77,52 @@ class Checkpointer:
     for step in steps:
       try:
         meta = self.read_meta(step)
-      except Exception as e:  # pylint: disable=broad-except
-        self._set_aside(step, e)
-        continue
-      if meta.get("family") != family:
-        raise UserError(f"the checkpoint in {self.directory} is of family {meta.get('family')!r}, "
-                        f"not {family!r}: use another --workdir")
-      if meta.get("signature", want) != want:
-        raise UserError(f"checkpoint {step} in {self.directory} was written for a different model "
-                        f"or config than this run's: use another --workdir or the run's own config")
-      try:
-        return self.restore(abstract_state, step)
-      except UserError as e:
-        self._set_aside(step, e)
-    raise UserError(f"no usable checkpoint in {self.directory}: every one is unreadable "
-                    f"(moved aside as <step>.corrupt)")
+        if meta.get("family") != family:
+          raise UserError(f"the checkpoint in {self.directory} is of family "
+                          f"{meta.get('family')!r}, not {family!r}: use another --workdir")
+        if meta.get("signature", want) != want:
+          raise UserError(f"checkpoint {step} in {self.directory} was written for a different "
+                          f"model or config than this run's: use another --workdir or the run's "
+                          f"own config")
+        restored = self.restore(abstract_state, step)
+      except Unreadable as e:
+        restored = e
+      if not _all_processes_agree(isinstance(restored, Unreadable), step):
+        return restored
+      self._skip(step, restored)
+    raise UserError(f"no usable checkpoint in {self.directory}: every one is unreadable"
+                    + ("" if self.read_only else " (moved aside as <step>.corrupt)"))
 
-  def _set_aside(self, step: int, error: Exception) -> None:
+  def _skip(self, step: int, error: Exception) -> None:
     path = os.path.join(self.directory, str(step))
     first = (str(error).strip().splitlines() or [""])[0][:200]
-    print(f"warning: checkpoint {step} in {self.directory} is unreadable ({first}); moved it to "
-          f"{path}.corrupt and trying the previous one", file=sys.stderr, flush=True)
-    os.replace(path, f"{path}.corrupt")
+    if self.read_only:
+      print(f"warning: checkpoint {step} in {self.directory} is unreadable ({first}); "
+            f"using the previous one (left in place)", file=sys.stderr, flush=True)
+      return
+    if jax.process_index() == 0:
+      print(f"warning: checkpoint {step} in {self.directory} is unreadable ({first}); moved it "
+            f"to {path}.corrupt and trying the previous one", file=sys.stderr, flush=True)
+      os.replace(path, f"{path}.corrupt")
+    _sync_processes(f"gen-set-aside-{step}")  # every process sees the rename before reloading
     self._manager.reload()
 
   def read_meta(self, step: int | None = None) -> dict:
     step = self.latest_step() if step is None else step
     if step is None:
       raise UserError(f"no checkpoint in {self.directory}")
-    return dict(self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore())).meta)
+    try:
+      out = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+    except Exception as e:  # pylint: disable=broad-except
+      raise _restore_error(step, self.directory, e) from None
+    return dict(out.meta)
 
   def latest_readable_meta(self) -> dict:
     """The meta of the newest checkpoint whose meta can be read (read-only: moves nothing)."""
     for step in sorted(self._manager.all_steps(), reverse=True):
       try:
         return self.read_meta(step)
-      except Exception:  # pylint: disable=broad-except
+      except Unreadable:
         continue
     raise UserError(f"no readable checkpoint in {self.directory}")
 
@@ -115,6 +131,54 @@ class Checkpointer:
 
   def close(self) -> None:
     self._manager.close()
+
+
+class Unreadable(UserError):
+  """A checkpoint whose files are missing or do not parse: corrupt, not merely unavailable."""
+
+
+# tensorstore's status codes for data that is missing or does not parse (a truncated or
+# overwritten file); others (UNAVAILABLE, RESOURCE_EXHAUSTED, UNKNOWN I/O errors) may pass.
+_CORRUPT_STATUS = ("NOT_FOUND", "DATA_LOSS", "OUT_OF_RANGE", "INVALID_ARGUMENT")
+_CORRUPT_TYPES = (FileNotFoundError, NotADirectoryError, IsADirectoryError, KeyError,
+                  json.JSONDecodeError, UnicodeDecodeError, EOFError)
+
+
+def is_corruption(e: BaseException) -> bool:
+  """True for a checkpoint's files missing or unreadable as data; False for transient faults."""
+  if isinstance(e, _CORRUPT_TYPES):
+    return True
+  if isinstance(e, (OSError, MemoryError)):  # EIO, a full or vanished mount, out of memory
+    return False
+  return isinstance(e, ValueError) and str(e).lstrip().startswith(_CORRUPT_STATUS)
+
+
+def _restore_error(step: int, directory: str, e: Exception) -> UserError:
+  first = (str(e).strip().splitlines() or [""])[0][:300]
+  if is_corruption(e):
+    return Unreadable(f"cannot restore checkpoint {step} in {directory}: {type(e).__name__}: {first}")
+  return UserError(f"cannot restore checkpoint {step} in {directory} ({type(e).__name__}: {first}); "
+                   f"this does not look like a corrupt checkpoint, so nothing was moved: fix the "
+                   f"cause and run again")
+
+
+def _all_processes_agree(unreadable: bool, step: int) -> bool:
+  """Whether every process found checkpoint `step` unreadable; an error where they differ."""
+  if jax.process_count() == 1:
+    return unreadable
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  votes = multihost_utils.process_allgather(np.asarray(unreadable))
+  if votes.any() and not votes.all():
+    raise UserError(f"checkpoint {step} is unreadable on processes "
+                    f"{np.flatnonzero(votes).tolist()} only (a file system not shared alike?); "
+                    f"nothing was moved")
+  return bool(votes.all())
+
+
+def _sync_processes(name: str) -> None:
+  if jax.process_count() > 1:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(name)
 
 
 def abstract_like(state_shapes: Any, sharding) -> Any:

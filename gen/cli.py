@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 
 from gen.errors import UserError
@@ -21,13 +22,30 @@ def user_errors():
     sys.exit(2)
 
 
+def _unknown_key(e: Exception, argv: list[str]) -> str:
+  """`--config.model.ngff=3` -> 'unknown config key model.ngff in --config.model.ngff (did you
+  mean model.ngf?)'. ml_collections' KeyError carries the key and its own suggestion."""
+  text = str(e)
+  found = re.search(r'Did you mean "([^"]+)" instead of "([^"]+)"', text)
+  suggestion, key = found.groups() if found else (None, (re.findall(r"[A-Za-z_]\w*", text) or ["?"])[0])
+  for arg in argv[1:]:
+    if arg.startswith("--config."):
+      flag = arg.split("=", 1)[0]
+      parts = flag[len("--config."):].split(".")
+      if key in parts:
+        i = parts.index(key)
+        hint = f" (did you mean {'.'.join(parts[:i] + [suggestion])}?)" if suggestion else ""
+        return f"unknown config key {'.'.join(parts[:i + 1])} in {flag}{hint}"
+  return f"unknown config key {key}" + (f" (did you mean {suggestion}?)" if suggestion else "")
+
+
 def _flag_error(e: Exception, argv: list[str]) -> str:
   """One line for a flag or config-override error (absl and ml_collections raise several kinds)."""
   if isinstance(e, (AttributeError, KeyError)):  # config_flags: an override names no such field
-    key = str(e).strip("\"' ")
-    where = [a for a in argv[1:] if a.startswith("--config.") and key in a]
-    return f"unknown config key {key!r}" + (f" in {where[0].split('=')[0]}" if where else "")
+    return _unknown_key(e, argv)
   lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+  if lines and "Failed loading config file" in lines[0]:  # the --config file itself
+    return f"cannot load the --config file: {lines[-1]}"
   if len(lines) > 1 and lines[1].startswith("Traceback"):  # an exception inside get_config()
     return f"{lines[0]} {lines[-1]}"
   return lines[0] if lines else type(e).__name__
@@ -65,19 +83,21 @@ def run_tool(main) -> None:
   app.run(wrapped, flags_parser=parse_flags)
 
 
-def train_main(family: str) -> None:
-  """`train_<family>.py`: --workdir, --config=<file>[:variant] and --config.a.b=value overrides."""
+def train_main(family: str | None = None) -> None:
+  """`train_<family>.py` (family set) or `python -m gen.train` (any family, --config required):
+  --workdir, --config=<file>[:variant] and --config.a.b=value overrides."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter quiet
   from absl import app, flags  # pylint: disable=g-import-not-at-top
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
 
   flags.DEFINE_string("workdir", None, "Run directory: checkpoints, samples, metrics.jsonl.")
   flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host runs).")
+  default = os.path.join(CONFIG_DIR, f"{family}.py") if family else None
   with flag_errors(sys.argv):  # config_flags applies --config.* overrides already here
-    config_flags.DEFINE_config_file("config", os.path.join(CONFIG_DIR, f"{family}.py"),
-                                    f"Config file, e.g. gen/configs/{family}.py[:variant].",
-                                    lock_config=True)
-  flags.mark_flags_as_required(["workdir"])
+    config_flags.DEFINE_config_file(
+        "config", default, f"Config file, e.g. gen/configs/{family or 'gan'}.py[:variant].",
+        lock_config=True)
+  flags.mark_flags_as_required(["workdir"] + ([] if family else ["config"]))
   flags_ = flags.FLAGS
 
   def main(argv):
@@ -86,13 +106,15 @@ def train_main(family: str) -> None:
     with user_errors():
       if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
+      with flag_errors(sys.argv):  # config_flags may load the file only now
+        config = flags_.config
+        config_family = config.get("family")
       import jax  # pylint: disable=g-import-not-at-top
       if flags_.distributed:
         jax.distributed.initialize()
-      config = flags_.config
-      if config.family != family:
+      if family and config_family != family:
         raise UserError(f"config {flags_['config'].config_filename!r} is for family "
-                        f"{config.family!r}, not {family!r}")
+                        f"{config_family!r}, not {family!r}")
       from gen import trainer  # pylint: disable=g-import-not-at-top
       trainer.train(config, flags_.workdir)
 

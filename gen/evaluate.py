@@ -63,7 +63,7 @@ def _evaluate_images(names):
   else:
     images, labels = read_images(FLAGS.images)[0], None
   from gen import metrics  # pylint: disable=g-import-not-at-top
-  metrics.check_available(names, config)
+  metrics.check(names, config)
   reference, _ = _split_images(FLAGS.ref)
   return quality.quality(names, images, labels, reference, config, {})
 
@@ -71,7 +71,7 @@ def _evaluate_images(names):
 def main():
   if bool(FLAGS.workdir) == bool(FLAGS.images):
     raise UserError("pass exactly one of --workdir (a run) or --images (with --ref)")
-  from gen import metrics, sharding, trainer  # pylint: disable=g-import-not-at-top
+  from gen import metrics, run_dir, sharding, trainer  # pylint: disable=g-import-not-at-top
   from gen.data import open_builder  # pylint: disable=g-import-not-at-top
   if FLAGS.images:
     names = metrics.parse(FLAGS.metrics or "")
@@ -79,7 +79,7 @@ def main():
       raise UserError("no metrics to compute: pass --metrics (e.g. --metrics fid_digits)")
     print(json.dumps(_evaluate_images(names)))
     return
-  config, family, state = trainer.restore_for_inference(FLAGS.workdir)
+  config, family, state = run_dir.restore_for_inference(FLAGS.workdir)
   if FLAGS["num-importance"].value is not None:
     config.eval.num_importance = FLAGS["num-importance"].value
   if FLAGS["num-samples"].value is not None:
@@ -90,7 +90,8 @@ def main():
   names = metrics.parse(FLAGS.metrics if FLAGS.metrics is not None else config.eval.metrics)
   if not names:
     raise UserError("no metrics to compute: pass --metrics (e.g. --metrics nll)")
-  metrics.check_available(names, config)
+  config.eval.best_metric = ""  # this run's choice of best checkpoint is not evaluate's business
+  metrics.check(names, config, family)
   builder = open_builder(config.data.name, config.data.data_dir or None)
   results = trainer.evaluate(config, family, state, builder, sharding.make_mesh(), names)
   print(json.dumps({"step": int(state.step), **results}))

@@ -4,36 +4,49 @@ Each loss is the batch mean. `D` below is the logit, `sigmoid(D)` the
 probability of "real" where that reading applies.
 """
 
+import dataclasses
 from typing import Callable
 
 import jax
 import jax.numpy as jnp
 
-GAN_LOSSES = ("ns", "hinge", "wgan", "lsgan")
+@dataclasses.dataclass(frozen=True)
+class AdversarialLoss:
+  d: Callable[[jax.Array, jax.Array], jax.Array]  # (logits on real, logits on fake) -> D's loss
+  g: Callable[[jax.Array], jax.Array]  # logits on fake -> G's loss
+
+
+GAN_LOSSES = {
+    # non-saturating: D: -log sigmoid(D(x)) - log(1 - sigmoid(D(G(z)))); G: -log sigmoid(D(G(z)))
+    "ns": AdversarialLoss(
+        d=lambda real, fake: jnp.mean(jax.nn.softplus(-real)) + jnp.mean(jax.nn.softplus(fake)),
+        g=lambda fake: jnp.mean(jax.nn.softplus(-fake))),
+    "hinge": AdversarialLoss(
+        d=lambda real, fake: jnp.mean(jax.nn.relu(1.0 - real)) + jnp.mean(jax.nn.relu(1.0 + fake)),
+        g=lambda fake: -jnp.mean(fake)),
+    "wgan": AdversarialLoss(d=lambda real, fake: jnp.mean(fake) - jnp.mean(real),
+                            g=lambda fake: -jnp.mean(fake)),
+    # least squares with targets 1 (real) and 0 (fake)
+    "lsgan": AdversarialLoss(
+        d=lambda real, fake: 0.5 * jnp.mean((real - 1.0) ** 2) + 0.5 * jnp.mean(fake**2),
+        g=lambda fake: 0.5 * jnp.mean((fake - 1.0) ** 2)),
+}
+
+
+def _loss(kind: str) -> AdversarialLoss:
+  if kind not in GAN_LOSSES:
+    raise ValueError(f"unknown GAN loss {kind!r}; one of {tuple(GAN_LOSSES)}")
+  return GAN_LOSSES[kind]
 
 
 def d_loss(kind: str, real: jax.Array, fake: jax.Array) -> jax.Array:
   """Discriminator loss from logits on a real and a fake batch."""
-  if kind == "ns":  # -log sigmoid(D(x)) - log(1 - sigmoid(D(G(z))))
-    return jnp.mean(jax.nn.softplus(-real)) + jnp.mean(jax.nn.softplus(fake))
-  if kind == "hinge":
-    return jnp.mean(jax.nn.relu(1.0 - real)) + jnp.mean(jax.nn.relu(1.0 + fake))
-  if kind == "wgan":
-    return jnp.mean(fake) - jnp.mean(real)
-  if kind == "lsgan":  # least squares with targets 1 (real) and 0 (fake)
-    return 0.5 * jnp.mean((real - 1.0) ** 2) + 0.5 * jnp.mean(fake**2)
-  raise ValueError(f"unknown GAN loss {kind!r}; one of {GAN_LOSSES}")
+  return _loss(kind).d(real, fake)
 
 
 def g_loss(kind: str, fake: jax.Array) -> jax.Array:
   """Generator loss from the discriminator's logits on fakes."""
-  if kind == "ns":  # non-saturating: -log sigmoid(D(G(z)))
-    return jnp.mean(jax.nn.softplus(-fake))
-  if kind in ("hinge", "wgan"):
-    return -jnp.mean(fake)
-  if kind == "lsgan":
-    return 0.5 * jnp.mean((fake - 1.0) ** 2)
-  raise ValueError(f"unknown GAN loss {kind!r}; one of {GAN_LOSSES}")
+  return _loss(kind).g(fake)
 
 
 def _input_grad_sq_norm(d: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
@@ -54,6 +67,36 @@ def gradient_penalty(d: Callable[[jax.Array], jax.Array], real: jax.Array, fake:
 def r1_penalty(d: Callable[[jax.Array], jax.Array], real: jax.Array) -> jax.Array:
   """R1 (Mescheder et al. 2018): E[||grad D(x)||^2] on real data; weight it by gamma / 2."""
   return jnp.mean(_input_grad_sq_norm(d, real))
+
+
+@dataclasses.dataclass(frozen=True)
+class CriticBatch:
+  """What a D regulariser may look at: the critic (D's logits as a function of images, its
+  collections frozen), this step's real and fake images, D's logits on them and a key."""
+  critic: Callable[[jax.Array], jax.Array]
+  real: jax.Array
+  fake: jax.Array
+  real_logits: jax.Array
+  fake_logits: jax.Array
+  key: jax.Array
+
+
+@dataclasses.dataclass(frozen=True)
+class DRegularizer:
+  """A term added to D's loss: `scale * weight * penalty(batch)`, weight = config.loss.<weight>.
+
+  Active when the weight is > 0; logged as `name`. A new regulariser is one more entry in
+  D_REGULARIZERS: the GAN step adds every active one without further edits.
+  """
+  weight: str  # the config.loss field holding its weight
+  penalty: Callable[[CriticBatch], jax.Array]
+  scale: float = 1.0
+
+
+D_REGULARIZERS = {
+    "gp": DRegularizer("gp_weight", lambda b: gradient_penalty(b.critic, b.real, b.fake, b.key)),
+    "r1": DRegularizer("r1_gamma", lambda b: r1_penalty(b.critic, b.real), scale=0.5),
+}
 
 
 def least_squares(x: jax.Array, target: float) -> jax.Array:

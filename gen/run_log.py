@@ -60,8 +60,9 @@ class Meter:
     self._start = time.perf_counter()
     self._steps = 0
 
-  def add(self, metrics: dict, num_steps: int) -> None:
-    self._chunks.append(metrics)
+  def add(self, values: dict, valid: dict, num_steps: int) -> None:
+    """values[name][k] counts in the mean where valid[name][k] (see gen.families.Sometimes)."""
+    self._chunks.append((values, valid))
     self._steps += num_steps
 
   def exclude(self, seconds: float) -> None:
@@ -69,14 +70,16 @@ class Meter:
     self._start += seconds
 
   def summary(self, batch_size: int) -> dict[str, float]:
-    chunks = [{k: np.asarray(v, np.float64).reshape(-1) for k, v in c.items()} for c in self._chunks]
+    chunks = [({k: np.asarray(v, np.float64).reshape(-1) for k, v in values.items()},
+               {k: np.asarray(v, bool).reshape(-1) for k, v in valid.items()})
+              for values, valid in self._chunks]
     elapsed = time.perf_counter() - self._start  # after the fetch above waited for the steps
     out = {}
     if chunks:
-      for k in chunks[0]:
-        values = np.concatenate([c[k] for c in chunks])
-        finite = values[~np.isnan(values)]  # NaN marks "not computed this step" (e.g. n_critic)
-        out[k] = float(finite.mean()) if finite.size else float("nan")
+      for k in chunks[0][0]:
+        values = np.concatenate([c[0][k] for c in chunks])
+        valid = np.concatenate([c[1][k] for c in chunks])
+        out[k] = float(values[valid].mean()) if valid.any() else float("nan")
     out["steps_per_sec"] = self._steps / elapsed if elapsed > 0 else float("nan")
     out["images_per_sec"] = out["steps_per_sec"] * batch_size
     self._chunks, self._steps, self._start = [], 0, time.perf_counter()

@@ -28,8 +28,12 @@ def main():
     raise UserError(f"--num={FLAGS.num} must be >= 1")
   import jax  # pylint: disable=g-import-not-at-top
   from gen.images import write_npz  # pylint: disable=g-import-not-at-top
-  from gen.trainer import restore_for_inference  # pylint: disable=g-import-not-at-top
-  _, family, state = restore_for_inference(FLAGS.workdir)
+  from gen.families import Sampler  # pylint: disable=g-import-not-at-top
+  from gen.run_dir import restore_for_inference  # pylint: disable=g-import-not-at-top
+  config, family, state = restore_for_inference(FLAGS.workdir)
+  if not isinstance(family, Sampler):
+    raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run, which does not sample images"
+                    + (": use python -m gen.translate" if config.family == "cyclegan" else ""))
   out = family.sample(state, jax.random.key(FLAGS.seed), FLAGS.num)
   write_npz(FLAGS.out, out)
   shape = "x".join(map(str, out["images"].shape))

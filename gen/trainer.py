@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import os
 import signal
 import sys
@@ -19,8 +18,9 @@ import time
 import jax
 import numpy as np
 
+from gen import checks
 from gen import metrics as metrics_lib
-from gen import sharding
+from gen import run_dir, sharding
 from gen.checkpointing import Checkpointer, abstract_like, signature
 from gen.data import DatasetInfo, Pipeline, dataset_info, open_builder
 from gen.errors import UserError
@@ -33,70 +33,26 @@ DOMAIN_SEED_STRIDE = 1 << 31  # domain i's stream uses seed + i * stride: indepe
 
 
 def check_config(config) -> None:
-  """Checks the settings the trainer itself uses; families check their own."""
-  positive = ("batch_size", "steps_per_call", "log_every", "sample_every", "checkpoint_every",
-              "keep_checkpoints")
-  for name in positive:
-    if config[name] < 1:
-      raise UserError(f"{name}={config[name]} must be >= 1")
-  if config.num_steps < 0:
-    raise UserError(f"num_steps={config.num_steps} must be >= 0")
-  if config.data.image_size < 0:
-    raise UserError(f"data.image_size={config.data.image_size} must be >= 0 (0 = native size)")
+  """Checks the settings the trainer itself uses; families and metrics check their own."""
+  checks.positive(config, "batch_size", "steps_per_call", "log_every", "sample_every",
+                  "checkpoint_every", "keep_checkpoints", "sample_grid", "eval.batch_size")
+  checks.non_negative(config, "num_steps", "data.image_size", "data.load_size", "data.shuffle_buffer")
   if config.data.load_size and not 0 < config.data.image_size <= config.data.load_size:
     raise UserError(f"data.load_size={config.data.load_size} (resize, then random crop) needs "
                     f"0 < data.image_size <= load_size, not {config.data.image_size}")
   if config.eval_every < 0:
     raise UserError(f"eval_every={config.eval_every} must be >= 0 (0 = only at the end)")
-  if config.eval.batch_size < 1:
-    raise UserError(f"eval.batch_size={config.eval.batch_size} must be >= 1")
-  if config.eval.best_mode not in ("min", "max"):
-    raise UserError(f"eval.best_mode={config.eval.best_mode!r} is not one of min, max")
-  metrics_lib.check_available(metrics_lib.parse(config.eval.metrics), config)
+  checks.one_of(config, "eval.best_mode", ("min", "max"))
 
 
-def prepare_workdir(workdir: str) -> None:
-  try:
-    os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, ".write_test")
-    with open(probe, "w") as f:
-      f.write("ok")
-    os.remove(probe)
-  except OSError as e:
-    raise UserError(f"workdir {workdir!r} is not writable: {e.strerror or e}") from None
-
-
-def write_config(config, workdir: str) -> None:
-  if jax.process_index() == 0:
-    with open(os.path.join(workdir, "config.json"), "w") as f:
-      f.write(config.to_json_best_effort(indent=2, sort_keys=True) + "\n")
-
-
-def family_for_workdir(workdir: str, ckpt: Checkpointer):
-  """(config, family) of an existing run, from its config.json and latest checkpoint."""
-  import ml_collections  # pylint: disable=g-import-not-at-top
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise UserError(f"{workdir!r} is not a run directory: no config.json")
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
-  meta = ckpt.latest_readable_meta()
-  info = DatasetInfo(**{**meta["dataset"], "image_shape": tuple(meta["dataset"]["image_shape"])})
-  return config, get_family(config.family)(config, info)
-
-
-def restore_for_inference(workdir: str):
-  """(config, family, state) from a run directory's latest checkpoint, replicated on all devices."""
-  if not os.path.isdir(workdir):
-    raise UserError(f"workdir {workdir!r} does not exist")
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), create=False)
-  if ckpt.latest_step() is None:
-    raise UserError(f"no checkpoint in {workdir!r}")
-  config, family = family_for_workdir(workdir, ckpt)
-  shapes = jax.eval_shape(family.init_state, jax.random.key(config.seed))
-  state, _ = ckpt.restore_latest_usable(
-      abstract_like(shapes, sharding.replicated(sharding.make_mesh())), config.family)
-  return config, family, state
+def data_info(builder, splits: tuple[str, ...], config) -> DatasetInfo:
+  """One DatasetInfo for the splits a family reads (their images must agree in shape);
+  num_examples is the largest split's, for this process."""
+  infos = [dataset_info(builder, split, config.data.image_size, **_processes()) for split in splits]
+  if len({i.image_shape for i in infos}) > 1:
+    raise UserError(f"the splits {', '.join(splits)} of {infos[0].name!r} have images of "
+                    f"different shapes: set --config.data.image_size")
+  return dataclasses.replace(infos[0], num_examples=max(i.num_examples for i in infos))
 
 
 def _chunk(step: int, config) -> int:
@@ -112,28 +68,17 @@ def _processes() -> dict:
   return dict(process_index=jax.process_index(), process_count=jax.process_count())
 
 
-def domain_splits(family, split: str) -> dict:
-  """The splits a family reads: {None: split}, or one per domain ({'A': 'trainA', 'B': 'trainB'})."""
-  domains = getattr(family, "domains", ())
-  return {d: f"{split}{d}" for d in domains} if domains else {None: split}
-
-
-def _by_domain(parts: dict):
-  """{None: x} -> x; {'A': x, 'B': y} stays: the batch layout a family's step receives."""
-  return parts[None] if None in parts else parts
-
-
-def _eval_pipelines(config, builder, family, batch_size: int) -> dict:
-  return {d: Pipeline(builder, split, batch_size=batch_size, repeat=False,
-                      image_size=config.data.image_size, value_range=family.value_range,
-                      cache=False, **_processes())
-          for d, split in domain_splits(family, config.eval.split).items()}
+def _eval_pipelines(config, builder, family, batch_size: int) -> list:
+  return [Pipeline(builder, split, batch_size=batch_size, repeat=False,
+                   image_size=config.data.image_size, value_range=family.value_range,
+                   cache=False, **_processes())
+          for split in family.streams.splits(config.eval.split)]
 
 
 def eval_batches(config, builder, family, mesh):
   """() -> one pass over config.eval.split as global batches with a `mask` (0 for padding).
 
-  The last batch is padded to full size. Families with domains get {'A': batch, 'B': batch}
+  The last batch is padded to full size. Families with Domains get {'A': batch, 'B': batch}
   from the domains' splits side by side; the shorter one is padded with fully masked batches.
   """
   local_batch = sharding.check_batch_size(config.eval.batch_size)
@@ -147,11 +92,10 @@ def eval_batches(config, builder, family, mesh):
             "mask": (np.arange(local_batch) < n).astype(np.float32)}
 
   def batches():
-    for group in itertools.zip_longest(*pipelines.values()):
+    for group in itertools.zip_longest(*pipelines):
       full = next(b for b in group if b is not None)
-      parts = {d: padded(b if b is not None else {k: v[:0] for k, v in full.items()})
-               for d, b in zip(pipelines, group)}
-      yield sharding.to_global(_by_domain(parts), batch_sharding)
+      parts = [padded(b if b is not None else {k: v[:0] for k, v in full.items()}) for b in group]
+      yield sharding.to_global(family.streams.combine(parts), batch_sharding)
 
   return batches
 
@@ -161,7 +105,7 @@ def picture_examples(config, builder, family):
   if not family.picture_examples:
     return None
   pipelines = _eval_pipelines(config, builder, family, family.picture_examples)
-  return _by_domain({d: next(iter(p))["image"] for d, p in pipelines.items()})
+  return family.streams.combine([next(iter(p))["image"] for p in pipelines])
 
 
 def evaluate(config, family, state, builder, mesh, names: list[str]) -> dict[str, float]:
@@ -170,7 +114,8 @@ def evaluate(config, family, state, builder, mesh, names: list[str]) -> dict[str
 
 
 def compile_steps(family, state_sharding):
-  """jit(state, batches[k, ...]) -> (state, metrics[k]): k train steps in one call, state donated."""
+  """jit(state, batches[k, ...]) -> (state, (values, valid, finite)[k]): k train steps in one
+  call (family.train_step scanned), state donated."""
   # XLA:CPU runs a while-loop body several times slower than the same ops unrolled (measured
   # on 2 cores, 28x28 DCGAN, batch 64: 0.9 vs 7.9 steps/s), so on CPU the scan is unrolled;
   # accelerators keep the loop.
@@ -205,46 +150,62 @@ class _StopOnSignals:
       signal.signal(sig, handler)
 
 
-def _check_finite(metrics: dict, step: int, ckpt: Checkpointer) -> None:
+def _check_finite(outputs, step: int, ckpt: Checkpointer) -> None:
   """Stops at the first step whose losses or gradient norms are not finite; saves nothing of it."""
-  finite = np.asarray(metrics.pop("finite"))  # one bool per step: waits for this call's steps
+  values, valid, finite = outputs
+  finite = np.asarray(finite)  # one bool per step: waits for this call's steps
   if finite.all():
     return
   i = int(np.argmin(finite))
-  values = {name: float(np.asarray(v).reshape(-1)[i]) for name, v in metrics.items()}
-  bad = ", ".join(f"{n}={v}" for n, v in values.items() if not np.isfinite(v))
+  bad = ", ".join(f"{n}={float(np.asarray(v)[i])}" for n, v in values.items()
+                  if np.asarray(valid[n])[i] and not np.isfinite(np.asarray(v)[i]))
   ckpt.wait()
   last = ckpt.latest_step()
-  raise UserError(f"non-finite loss or gradient at step {step + i + 1} ({bad or 'a gradient norm'}); "
+  raise UserError(f"non-finite loss or gradient at step {step + i + 1} ({bad}); "
                   f"stopped without saving it; the last checkpoint is "
                   f"{'step ' + str(last) if last is not None else 'none'} "
                   f"(--config.debug_nans=True finds the operation)")
 
 
 def train(config, workdir: str) -> None:
+  """Trains `config.family` in `workdir` up to `config.num_steps` steps.
+
+  Resumes from the newest usable checkpoint in `workdir/checkpoints` (bitwise: state, data
+  position and metrics.jsonl continue as if never stopped); logs every `log_every` steps,
+  saves pictures every `sample_every`, checkpoints every `checkpoint_every` and evaluates
+  `eval.metrics` every `eval_every` steps and at the end. SIGTERM or SIGINT saves and returns.
+
+  Args:
+    config: a family config (gen/configs/*.py), `config.family` naming a registered family.
+    workdir: the run directory (see gen.run_dir); created if missing.
+
+  Raises:
+    UserError: for anything the user can fix (config, data, checkpoint, a non-finite loss);
+      every config mistake is raised before the first step.
+  """
+  # ---------------------------------------------------------------- Checks, data and family
+  # Everything a user can get wrong surfaces here, before anything is trained or written.
   check_config(config)
   if config.get("debug_nans"):
     jax.config.update("jax_debug_nans", True)
   family_cls = get_family(config.family)
-  prepare_workdir(workdir)
+  run_dir.prepare(workdir)
   mesh = sharding.make_mesh()
   local_batch = sharding.check_batch_size(config.batch_size)
   builder = open_builder(config.data.name, config.data.data_dir or None)
-  processes = _processes()
-  splits = domain_splits(family_cls, config.data.split)
-  infos = [dataset_info(builder, split, config.data.image_size, **processes)
-           for split in splits.values()]
-  if len({i.image_shape for i in infos}) > 1:
-    raise UserError(f"the splits {', '.join(splits.values())} of {infos[0].name!r} have images of "
-                    f"different shapes: set --config.data.image_size")
-  info = dataclasses.replace(infos[0], num_examples=max(i.num_examples for i in infos))
+  splits = family_cls.streams.splits(config.data.split)
+  info = data_info(builder, splits, config)
   family = family_cls(config, info)
   eval_names = metrics_lib.parse(config.eval.metrics)
+  metrics_lib.check(eval_names, config, family)
+  if eval_names or family.picture_examples:
+    data_info(builder, family.streams.splits(config.eval.split), config)  # the eval split exists
   examples = picture_examples(config, builder, family)
 
+  # ---------------------------------------------------------------- State: resume or initialise
   replicated = sharding.replicated(mesh)
   key = jax.random.key(config.seed)
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), config.keep_checkpoints)
+  ckpt = Checkpointer(run_dir.checkpoints_dir(workdir), config.keep_checkpoints)
   best_ckpt = (Checkpointer(os.path.join(workdir, "checkpoints_best"), 1,
                             best_metric=config.eval.best_metric, best_mode=config.eval.best_mode)
                if config.eval.best_metric and eval_names else None)
@@ -257,19 +218,30 @@ def train(config, workdir: str) -> None:
   else:
     state = jax.jit(family.init_state, out_shardings=replicated)(key)
     position = 0
-  write_config(config, workdir)  # only once any checkpoint there is known to fit this config
+  run_dir.write_config(config, workdir)  # only once any checkpoint there is known to fit
+  state_signature = signature(shapes)
+  dataset = {"name": info.name, "image_shape": list(info.image_shape),
+             "num_classes": info.num_classes, "num_examples": info.num_examples}
 
+  def meta_at(step: int, position: int) -> dict:
+    return {"family": config.family, "step": step, "data_position": position,
+            "dataset": dataset, "signature": state_signature}
+
+  # ---------------------------------------------------------------- Input streams
   # One stream per split, each a pure function of (seed, position); domains draw independently.
-  streams = {d: iter(Pipeline(builder, split, batch_size=local_batch, start=position,
-                              seed=config.seed + i * DOMAIN_SEED_STRIDE,
-                              image_size=config.data.image_size, load_size=config.data.load_size,
-                              value_range=family.value_range, random_flip=config.data.random_flip,
-                              shuffle_buffer=config.data.shuffle_buffer, cache=config.data.cache,
-                              **processes))
-             for i, (d, split) in enumerate(splits.items())}
+  streams = [iter(Pipeline(builder, split, batch_size=local_batch, start=position,
+                           seed=config.seed + i * DOMAIN_SEED_STRIDE,
+                           image_size=config.data.image_size, load_size=config.data.load_size,
+                           value_range=family.value_range, random_flip=config.data.random_flip,
+                           shuffle_buffer=config.data.shuffle_buffer, cache=config.data.cache,
+                           **_processes()))
+             for i, split in enumerate(splits)]
   batch_sharding = sharding.batch_sharding(mesh, batch_axis=1)
 
+  # ---------------------------------------------------------------- Update step
   run_steps = compile_steps(family, replicated)
+
+  # ---------------------------------------------------------------- Loop
   primary = jax.process_index() == 0  # writes the files; every process computes
   log = RunLog(workdir, config.num_steps) if primary else None
   step = int(state.step)
@@ -277,20 +249,17 @@ def train(config, workdir: str) -> None:
     log.truncate_after(step)
   meter = Meter()
   samples_dir = os.path.join(workdir, "samples")
-  state_signature = signature(shapes)
-  dataset = {"name": info.name, "image_shape": list(info.image_shape),
-             "num_classes": info.num_classes, "num_examples": info.num_examples}
   stop = _StopOnSignals()
   try:
     while step < config.num_steps and not stop.signal:
       k = _chunk(step, config)
-      batches = [_by_domain({d: next(it) for d, it in streams.items()}) for _ in range(k)]
+      batches = [family.streams.combine([next(it) for it in streams]) for _ in range(k)]
       stacked = jax.tree.map(lambda *xs: np.stack(xs), *batches)
-      state, metrics = run_steps(state, sharding.to_global(stacked, batch_sharding))
-      _check_finite(metrics, step, ckpt)  # before anything is logged or saved from this state
+      state, outputs = run_steps(state, sharding.to_global(stacked, batch_sharding))
+      _check_finite(outputs, step, ckpt)  # before anything is logged or saved from this state
       step += k
       position += k * local_batch
-      meter.add(metrics, k)
+      meter.add(outputs[0], outputs[1], k)
       end = step == config.num_steps
       if step % config.log_every == 0 or end:
         summary = meter.summary(config.batch_size)
@@ -300,10 +269,8 @@ def train(config, workdir: str) -> None:
         for name, picture in family.pictures(state, examples).items():
           if primary:
             save_png(os.path.join(samples_dir, f"{name}_{step:07d}.png"), picture)
-      meta = {"family": config.family, "step": step, "data_position": position, "dataset": dataset,
-              "signature": state_signature}
       if step % config.checkpoint_every == 0 or end:  # saves in the background
-        ckpt.save(step, state, meta)
+        ckpt.save(step, state, meta_at(step, position))
       if eval_names and ((config.eval_every and step % config.eval_every == 0) or end):
         started = time.perf_counter()
         results = evaluate(config, family, state, builder, mesh, eval_names)
@@ -311,13 +278,10 @@ def train(config, workdir: str) -> None:
         if log:
           log.write(step, {f"{config.eval.split}_{name}": v for name, v in results.items()})
         if best_ckpt:
-          if config.eval.best_metric not in results:
-            raise UserError(f"eval.best_metric={config.eval.best_metric!r} is not among the "
-                            f"evaluated metrics ({', '.join(results)})")
-          best_ckpt.save(step, state, meta, metrics=results)
-    if stop.signal:
+          best_ckpt.save(step, state, meta_at(step, position), metrics=results)
+    if stop.signal:  # also before the first step: then it saves the initial state
       if ckpt.latest_step() != step:
-        ckpt.save(step, state, meta)
+        ckpt.save(step, state, meta_at(step, position))
       ckpt.wait()
       print(f"{stop.signal}: saved a checkpoint at step {step} in {ckpt.directory}; run the same "
             f"command again to resume", file=sys.stderr, flush=True)

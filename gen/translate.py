@@ -31,11 +31,12 @@ FLAGS = flags.FLAGS
 def main():
   from gen.images import read_images, write_npz  # pylint: disable=g-import-not-at-top
   images, names = read_images(FLAGS.input)
-  from gen.trainer import restore_for_inference  # pylint: disable=g-import-not-at-top
+  from gen.families import Translator  # pylint: disable=g-import-not-at-top
+  from gen.run_dir import restore_for_inference  # pylint: disable=g-import-not-at-top
   config, family, state = restore_for_inference(FLAGS.workdir)
-  if not hasattr(family, "translate"):
-    raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run; gen.translate needs a "
-                    f"cyclegan run")
+  if not isinstance(family, Translator):
+    raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run, which does not translate "
+                    f"images: gen.translate needs a translation model (cyclegan)")
   out = {"images": family.translate(state, images, FLAGS.direction)}
   if names is not None:
     out["names"] = np.asarray(names)

@@ -18,13 +18,10 @@ os.environ["GEN_CACHE_DIR"] = os.path.join(_TMP, "gen-cache")  # digit network, 
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-# Tiny DCGAN run: every moving part, a few seconds of compute.
-TINY_GAN = [
-    "--config.model.ngf=8", "--config.model.ndf=8", "--config.model.z_dim=16",
-    "--config.batch_size=8", "--config.steps_per_call=2", "--config.num_steps=2",
-    "--config.log_every=1", "--config.sample_every=2", "--config.checkpoint_every=2",
-    "--config.sample_grid=4", "--config.eval.metrics=", "--config.eval.best_metric=",
-]
+# The configs' `:tiny` variants: every moving part, a few seconds of compute.
+TINY_GAN = ["--config=gen/configs/gan.py:tiny"]
+TINY_VAE = ["--config=gen/configs/vae.py:tiny"]
+TINY_CYCLEGAN = ["--config=gen/configs/cyclegan.py:tiny"]
 
 
 def run(args, devices: int = 1, timeout: int = 600) -> subprocess.CompletedProcess:

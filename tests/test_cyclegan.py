@@ -9,8 +9,9 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from conftest import metrics_rows, run
+from conftest import TINY_CYCLEGAN, metrics_rows, run
 from gen import losses, trainer
+from gen.run_dir import restore_for_inference
 from gen.configs.cyclegan import get_config
 from gen.data import DatasetInfo, open_builder
 from gen.data.digits2bold import bold_inverse
@@ -18,12 +19,7 @@ from gen.errors import UserError
 from gen.families.cyclegan import Family, learning_rate
 from gen.image_pool import ImagePool
 
-TINY = [
-    "--config.model.ngf=4", "--config.model.ndf=4", "--config.model.blocks=1",
-    "--config.batch_size=2", "--config.num_steps=2", "--config.log_every=1",
-    "--config.sample_every=2", "--config.checkpoint_every=2", "--config.eval_every=0",
-    "--config.pool_size=3", "--config.eval.batch_size=500",
-]
+TINY = TINY_CYCLEGAN
 
 
 def count(tree):
@@ -105,14 +101,12 @@ def test_losses_by_hand():
 
 
 def test_step_combines_the_losses_with_the_papers_weights():
-  c = get_config()
-  c.model.ngf = c.model.ndf = 4
-  c.model.blocks = 1
-  family = Family(c, DatasetInfo("d", (28, 28, 1), 10, 2000))
+  family = Family(get_config("tiny"), DatasetInfo("d", (28, 28, 1), 10, 2000))
   state = jax.jit(family.init_state)(jax.random.key(0))
   rng = np.random.default_rng(0)
   batch = {d: {"image": jnp.asarray(rng.uniform(-1, 1, (2, 28, 28, 1)), jnp.float32)} for d in "AB"}
-  new, m = jax.jit(family.train_step)(state, batch)
+  new, (m, _, finite) = jax.jit(family.train_step)(state, batch)
+  assert finite
   m = {k: float(v) for k, v in m.items()}
   want = (m["g_adv_ab"] + m["g_adv_ba"] + 10 * (m["cycle_a"] + m["cycle_b"])
           + 5 * (m["idt_a"] + m["idt_b"]))
@@ -122,6 +116,7 @@ def test_step_combines_the_losses_with_the_papers_weights():
   rec = translate(state, translate(state, batch["A"]["image"], "AtoB"), "BtoA")
   np.testing.assert_allclose(m["cycle_a"], float(jnp.mean(jnp.abs(rec - batch["A"]["image"]))), rtol=1e-5)
   assert int(new.pool_a.count) == int(new.pool_b.count) == 2  # this batch's fakes entered the pools
+  assert m["g_grad_norm"] > 0 and m["d_grad_norm"] > 0
   for name in ("g_ab", "g_ba", "d_a", "d_b"):
     assert not np.array_equal(jax.tree.leaves(getattr(new, name).params)[0],
                               jax.tree.leaves(getattr(state, name).params)[0]), name
@@ -205,11 +200,8 @@ def test_train_cyclegan_cli_end_to_end_and_translate(tmp_path):
 
 def test_cyclegan_resume_is_bitwise_identical_including_the_pool(tmp_path):
   def config(num_steps):
-    c = get_config()
-    c.model.ngf = c.model.ndf = 4
-    c.model.blocks = 1
-    c.update(dict(batch_size=2, num_steps=num_steps, log_every=1, sample_every=2,
-                  checkpoint_every=2, eval_every=0, pool_size=3))
+    c = get_config("tiny")
+    c.num_steps = num_steps
     c.eval.metrics = ""
     return c
 
@@ -217,8 +209,8 @@ def test_cyclegan_resume_is_bitwise_identical_including_the_pool(tmp_path):
   trainer.train(config(6), straight)
   trainer.train(config(4), resumed)
   trainer.train(config(6), resumed)
-  a = trainer.restore_for_inference(straight)[2]
-  b = trainer.restore_for_inference(resumed)[2]
+  a = restore_for_inference(straight)[2]
+  b = restore_for_inference(resumed)[2]
   assert int(a.step) == int(b.step) == 6
   assert int(b.pool_a.count) == 3 and float(jnp.abs(b.pool_b.images).sum()) > 0  # full, swapping
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):

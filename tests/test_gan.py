@@ -14,9 +14,7 @@ INFO = DatasetInfo("toy", (28, 28, 1), 10, 100)
 
 
 def tiny(**overrides):
-  c = get_config()
-  c.model.ngf = c.model.ndf = 8
-  c.model.z_dim = 16
+  c = get_config("tiny")
   for k, v in overrides.items():
     section, name = k.split("__")
     c[section][name] = v
@@ -38,7 +36,8 @@ def run_steps(family, n, seed=0):
   step = jax.jit(family.train_step)
   history = []
   for i in range(n):
-    state, metrics = step(state, batch(seed=i))
+    state, (metrics, _, finite) = step(state, batch(seed=i))
+    assert finite
     history.append(jax.device_get(metrics))
   return state, history
 
@@ -46,7 +45,8 @@ def run_steps(family, n, seed=0):
 def test_one_step_updates_both_networks_and_ema():
   family = Family(tiny(), INFO)
   state0 = family.init_state(jax.random.key(0))
-  state1, metrics = jax.jit(family.train_step)(state0, batch())
+  state1, (metrics, _, finite) = jax.jit(family.train_step)(state0, batch())
+  assert finite
   assert int(state1.step) == 1
   assert not leaves_equal(state0.g.params, state1.g.params)
   assert not leaves_equal(state0.d.params, state1.d.params)
@@ -73,14 +73,16 @@ def test_n_critic_updates_g_every_nth_step():
   family = Family(tiny(loss__n_critic=2), INFO)
   state0 = family.init_state(jax.random.key(0))
   step = jax.jit(family.train_step)
-  state1, m1 = step(state0, batch(seed=1))
+  state1, (m1, valid1, _) = step(state0, batch(seed=1))
   assert leaves_equal(state0.g.params, state1.g.params)
   assert leaves_equal(state0.ema_params, state1.ema_params)
   assert not leaves_equal(state0.d.params, state1.d.params)
-  assert np.isnan(m1["g_loss"])
-  state2, m2 = step(state1, batch(seed=2))
+  # No G update: G's loss and gradient norm do not exist on this step (not a NaN placeholder).
+  assert not valid1["g_loss"] and not valid1["g_grad_norm"] and valid1["d_loss"]
+  assert np.isfinite(m1["g_loss"])
+  state2, (m2, valid2, _) = step(state1, batch(seed=2))
   assert not leaves_equal(state1.g.params, state2.g.params)
-  assert np.isfinite(m2["g_loss"])
+  assert valid2["g_loss"] and np.isfinite(m2["g_loss"]) and m2["g_grad_norm"] > 0
 
 
 @pytest.mark.parametrize("overrides", [

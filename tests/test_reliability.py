@@ -13,20 +13,21 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, TINY_GAN, run
+from conftest import TINY_VAE as VAE_TINY
 from gen import trainer
+from gen.run_dir import restore_for_inference
 from gen.configs.vae import get_config
 from gen.errors import UserError
 
-TINY_VAE = ["--config.model.hidden_units=16", "--config.model.latents=2", "--config.batch_size=10",
-            "--config.steps_per_call=1", "--config.eval.metrics=", "--config.sample_every=1000000"]
+TINY_VAE = [*VAE_TINY, "--config.steps_per_call=1", "--config.eval.metrics=",
+            "--config.sample_every=1000000"]
 
 
 def vae_config(num_steps, **top):
-  c = get_config()
-  c.model.hidden_units, c.model.latents = 16, 2
+  c = get_config("tiny")
   c.eval.metrics = ""
-  c.update({**dict(batch_size=10, steps_per_call=1, log_every=1, sample_every=10**6,
-                   checkpoint_every=2, num_steps=num_steps), **top})
+  c.update({**dict(steps_per_call=1, log_every=1, sample_every=10**6, checkpoint_every=2,
+                   num_steps=num_steps), **top})
   return c
 
 
@@ -114,8 +115,8 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caps
   assert "warning: checkpoint 4 in" in err and "is unreadable" in err
   assert "resumed from step 2" in err
   assert os.path.isdir(os.path.join(broken, "checkpoints", "4.corrupt"))  # kept, not deleted
-  a = trainer.restore_for_inference(straight)[2]
-  b = trainer.restore_for_inference(broken)[2]
+  a = restore_for_inference(straight)[2]
+  b = restore_for_inference(broken)[2]
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):  # still exact
     np.testing.assert_array_equal(x, y)
 
@@ -144,11 +145,11 @@ def test_checkpoint_from_another_config_or_family(tmp_path):
   workdir = str(tmp_path / "run")
   trainer.train(vae_config(2), workdir)
   other = vae_config(4)
-  other.model.hidden_units = 32
+  other.model.hidden_units = 64
   with pytest.raises(UserError, match="written for a different model or config"):
     trainer.train(other, workdir)
   with open(os.path.join(workdir, "config.json")) as f:  # the run's config is left as it was
-    assert json.load(f)["model"]["hidden_units"] == 16
+    assert json.load(f)["model"]["hidden_units"] == 32
   result = run(["train_gan.py", f"--workdir={workdir}", *TINY_GAN])
   assert result.returncode == 2 and "is of family 'vae', not 'gan'" in result.stderr
 

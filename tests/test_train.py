@@ -9,30 +9,21 @@ import pytest
 from ml_collections import config_flags
 
 from conftest import TINY_GAN, metrics_rows, run
-from gen import sharding, trainer
+from gen import run_dir, sharding, trainer
 from gen.checkpointing import Checkpointer, abstract_like
 from gen.configs.gan import get_config
 from gen.errors import UserError
 
 
 def tiny_config(**top):
-  c = get_config()
-  c.model.ngf = c.model.ndf = 8
-  c.model.z_dim = 16
-  c.batch_size = 8
-  c.steps_per_call = 2
-  c.log_every = 1
-  c.sample_every = 2
-  c.checkpoint_every = 2
-  c.sample_grid = 4
-  c.eval.metrics = c.eval.best_metric = ""  # evaluation has its own tests (test_metrics.py)
+  c = get_config("tiny")  # no evaluation: it has its own tests (test_metrics.py)
   c.update(top)
   return c
 
 
 def restore(workdir, config, step=None):
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), create=False)
-  family = trainer.family_for_workdir(workdir, ckpt)[1]
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), read_only=True)
+  family = run_dir.family_for(workdir, ckpt)[1]
   shapes = jax.eval_shape(family.init_state, jax.random.key(config.seed))
   return ckpt.restore(abstract_like(shapes, sharding.replicated(sharding.make_mesh())), step)
 

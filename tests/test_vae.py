@@ -9,9 +9,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import metrics_rows, run
+from conftest import TINY_VAE, metrics_rows, run
 from gen import distributions as dist
 from gen import sharding, trainer
+from gen.run_dir import restore_for_inference
 from gen.configs.vae import get_config
 from gen.data import DatasetInfo, open_builder
 from gen.errors import UserError
@@ -19,17 +20,15 @@ from gen.families.vae import Family, learning_rate
 
 INFO = DatasetInfo("toy", (28, 28, 1), 10, 100)
 
-TINY_VAE = [
-    "--config.model.hidden_units=32", "--config.model.latents=4", "--config.batch_size=20",
-    "--config.steps_per_call=2", "--config.num_steps=2", "--config.log_every=1",
-    "--config.sample_every=2", "--config.checkpoint_every=2", "--config.sample_grid=4",
-    "--config.eval.num_importance=4", "--config.eval.batch_size=300",  # the last batch is padded
-]
 
 
 def config(**top):
+  """The default config with a small model; objective settings go to their section."""
   c = get_config()
   c.model.hidden_units, c.model.latents = 32, 4
+  for name in ("train_k", "beta", "kl_warmup_steps"):
+    if name in top:
+      c.objective[name] = top.pop(name)
   c.update(top)
   return c
 
@@ -93,7 +92,8 @@ def test_elbo_step_metrics_add_up_and_the_kl_warms_up():
   step = jax.jit(family.train_step)
   weights = []
   for _ in range(6):
-    state, m = step(state, {"image": images()})
+    state, (m, _, finite) = step(state, {"image": images()})
+    assert finite
     weights.append(float(m["kl_weight"]))
     np.testing.assert_allclose(m["neg_elbo"], m["recon"] + m["kl"], rtol=1e-5)
     np.testing.assert_allclose(m["loss"], m["recon"] + m["kl_weight"] * m["kl"], rtol=1e-5)
@@ -104,7 +104,7 @@ def test_elbo_step_metrics_add_up_and_the_kl_warms_up():
 def test_iwae_objective_is_tighter_than_the_elbo():
   family = Family(config(train_k=16), INFO)
   state = family.init_state(jax.random.key(0))
-  _, m = jax.jit(family.train_step)(state, {"image": images(32)})
+  _, (m, _, _) = jax.jit(family.train_step)(state, {"image": images(32)})
   assert float(m["neg_iwae"]) < float(m["neg_elbo"])
   np.testing.assert_allclose(m["loss"], m["neg_iwae"], rtol=1e-6)  # beta = 1, no warm-up
 
@@ -139,7 +139,7 @@ def test_iwae_learning_rate_schedule():
 
 @pytest.mark.parametrize("change,message", [
     (dict(train_k=0), "train_k=0 must be positive"),
-    (dict(beta=-1.0), "beta and kl_warmup_steps must be >= 0"),
+    (dict(beta=-1.0), r"objective.beta=-1.0 must be >= 0"),
 ])
 def test_bad_values(change, message):
   with pytest.raises(UserError, match=message):
@@ -162,7 +162,7 @@ def trained(tmp_path_factory):
 
 
 def evaluate(workdir, k, split="test"):
-  c, family, state = trainer.restore_for_inference(workdir)
+  c, family, state = restore_for_inference(workdir)
   c.eval.num_importance, c.eval.split = k, split
   return trainer.evaluate(c, family, state, open_builder("mnist5k"), sharding.make_mesh(), ["nll"])
 
@@ -183,7 +183,7 @@ def test_importance_sampled_nll_is_below_the_elbo_and_falls_with_k(trained):
 
 
 def test_pictures_of_a_trained_model(trained):
-  c, family, state = trainer.restore_for_inference(trained)
+  c, family, state = restore_for_inference(trained)
   examples = trainer.picture_examples(c, open_builder("mnist5k"), family)
   pictures = family.pictures(state, examples)
   assert sorted(pictures) == ["interpolations", "reconstructions", "samples", "traversals"]
@@ -246,8 +246,8 @@ def test_vae_resume_is_bitwise_identical(tmp_path):
   trainer.train(c(6), straight)
   trainer.train(c(4), resumed)  # ends with an evaluation at step 4 ...
   trainer.train(c(6), resumed)  # ... resumes there
-  a = trainer.restore_for_inference(straight)[2]
-  b = trainer.restore_for_inference(resumed)[2]
+  a = restore_for_inference(straight)[2]
+  b = restore_for_inference(resumed)[2]
   assert int(a.step) == int(b.step) == 6
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
     np.testing.assert_array_equal(x, y)

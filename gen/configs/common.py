@@ -16,6 +16,7 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.keep_checkpoints = 3
   c.debug_nans = False  # jax_debug_nans: raise at the first operation that makes a NaN (slow)
   c.eval_every = 0  # evaluate eval.metrics every N steps (0: only when training ends)
+  c.sample_grid = 64  # images in each sampled PNG grid (families that sample)
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "mnist5k"  # any TFDS name (with /config), prepared in data_dir or downloadable

@@ -15,7 +15,8 @@ At the end it evaluates `test_mae_AtoB` (mean |G_AB(a) - T(a)|, pixels in [0, 1]
 and `test_mae_BtoA` against the trivial baselines `test_mae_identity` and
 `test_mae_AtoB_meanB` (see gen/metrics/translation.py).
 
-Variants (`--config=gen/configs/cyclegan.py:NAME`): any TFDS `cycle_gan` config,
+Variants (`--config=gen/configs/cyclegan.py:NAME`): `tiny` (4-channel nets, one residual
+block, 2 steps: a smoke run in seconds, the tests use it), or any TFDS `cycle_gan` config,
 e.g. `horse2zebra`, `monet2photo`, `summer2winter_yosemite`, `apple2orange`:
 the paper's setup (256x256 after resize 286 + random crop + flip, 9 blocks,
 batch 1, 100 epochs at 2e-4 then 100 decaying to 0).
@@ -51,7 +52,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss = ml_collections.ConfigDict()
   c.loss.cycle_weight = 10.0  # lambda, each way
   c.loss.identity_weight = 0.5  # times lambda; 0 disables the identity loss
-  c.pool_size = 50  # history of fakes per domain shown to the discriminators (0: none)
+
+  c.pool = ml_collections.ConfigDict()
+  c.pool.size = 50  # history of fakes per domain shown to the discriminators (0: none)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.lr = 2e-4
@@ -62,7 +65,17 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim.decay = 1000  # ... then linear decay to 0 over this many
 
   arg = arg or "digits2bold"
-  if arg != "digits2bold":
+  if arg == "tiny":  # every moving part in seconds: tests and smoke runs
+    c.model.ngf = c.model.ndf = 4
+    c.model.blocks = 1
+    c.batch_size = 2
+    c.num_steps = 2
+    c.log_every = 1
+    c.sample_every = c.checkpoint_every = 2
+    c.eval_every = 0
+    c.pool.size = 3
+    c.eval.batch_size = 500
+  elif arg != "digits2bold":
     c.data.name = f"cycle_gan/{arg}"
     c.data.image_size = 256
     c.data.load_size = 286

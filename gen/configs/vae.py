@@ -9,18 +9,20 @@ and the importance-sampled NLL with K = 1000 (`test_*` rows of metrics.jsonl):
   python -m gen.evaluate --workdir runs/vae --metrics nll --num-importance 1000
 
 Variants (`--config=gen/configs/vae.py:NAME`):
+  tiny      a 32-unit MLP VAE, 2 steps, K = 4: a smoke run in seconds (the tests use it).
   conv      the convolutional VAE on mnist5k (offline).
   mnist     the IWAE paper's binarised-MNIST run: the full 60k MNIST, batch 20,
             Adam(b1=0.9, b2=0.999, eps=1e-4), the paper's schedule (8 stages; stage
             i runs 3^i epochs at lr 1e-3 * 10^(-i/7): 3,280 epochs, 9.84M steps).
             Burda et al. report a test NLL of about 86.76 nats (K = 5000) for the
-            VAE with k = 1, and 85.54 for the IWAE with `--config.train_k=50`.
+            VAE with k = 1, and 85.54 for the IWAE with `--config.objective.train_k=50`.
             A shorter run: `--config.optim.stages=5 --config.num_steps=363000`
             (121 epochs; stage lengths sum to (3^stages - 1) / 2 epochs).
   cifar10   the convolutional VAE on CIFAR-10 (32x32x3), discretised Gaussian decoder;
             bits/dim is the figure to compare.
   celeb_a   the convolutional VAE on CelebA at 64x64, discretised Gaussian decoder.
-Other options: --config.train_k=K (IWAE bound), --config.beta, --config.kl_warmup_steps,
+Other options: --config.objective.train_k=K (IWAE bound), --config.objective.beta,
+--config.objective.kl_warmup_steps,
 --config.model.likelihood=bernoulli|discretized_gaussian|gaussian.
 """
 
@@ -51,9 +53,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.binarize = True  # dynamic binarisation (bernoulli only): x ~ Bernoulli(intensity)
 
   # The objective: k = 1 is the ELBO, k > 1 the IWAE bound. beta and the warm-up weight the KL.
-  c.train_k = 1
-  c.beta = 1.0
-  c.kl_warmup_steps = 0  # KL weight ramps linearly from 0 to beta over this many steps
+  c.objective = ml_collections.ConfigDict()
+  c.objective.train_k = 1
+  c.objective.beta = 1.0
+  c.objective.kl_warmup_steps = 0  # KL weight ramps linearly from 0 to beta over this many steps
 
   c.optim = ml_collections.ConfigDict()
   c.optim.lr = 1e-3
@@ -64,11 +67,20 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim.stage_steps = 3000  # iwae: steps in one epoch (60,000 / 20)
   c.optim.stages = 8  # iwae: stage i lasts 3^i epochs at lr * 10^(-i/7)
 
-  c.sample_grid = 64
-
   arg = arg or "mnist5k"
   if arg == "mnist5k":
     pass
+  elif arg == "tiny":  # every moving part in seconds: tests and smoke runs
+    c.model.hidden_units, c.model.latents = 32, 4
+    c.batch_size = 20
+    c.steps_per_call = 2
+    c.num_steps = 2
+    c.log_every = 1
+    c.sample_every = c.checkpoint_every = 2
+    c.eval_every = 0
+    c.sample_grid = 4
+    c.eval.num_importance = 4
+    c.eval.batch_size = 300  # 1,000 test digits: the last batch is padded
   elif arg == "conv":
     c.model.kind = "conv"
     c.model.latents = 32
@@ -96,5 +108,5 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     if arg == "celeb_a":
       c.data.image_size = 64
   else:
-    raise ValueError(f"unknown vae config variant {arg!r}: mnist5k, conv, mnist, cifar10, celeb_a")
+    raise ValueError(f"unknown vae config variant {arg!r}: mnist5k, tiny, conv, mnist, cifar10, celeb_a")
   return c

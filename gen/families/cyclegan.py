@@ -20,15 +20,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gen import images, losses
+from gen import checks, images, losses
 from gen.data import DatasetInfo
 from gen.errors import UserError
+from gen.families import base, register
 from gen.image_pool import ImagePool
 from gen.models.cyclegan import PatchDiscriminator, ResnetGenerator
-from gen.train_state import ModelState, step_key
-
-DIRECTIONS = ("AtoB", "BtoA")
-
+from gen.train_state import ModelState
 
 @flax.struct.dataclass
 class CycleGANState:
@@ -42,30 +40,6 @@ class CycleGANState:
   pool_b: ImagePool
 
 
-def check_config(config, info: DatasetInfo) -> None:
-  m, l, o = config.model, config.loss, config.optim
-  h, w, _ = info.image_shape
-  if h % 4 or w % 4:
-    raise UserError(f"the ResNet generator needs image sides divisible by 4, {info.name!r} has "
-                    f"{h}x{w}: set --config.data.image_size")
-  if min(h, w) < 16 and m.d_layers >= 3:
-    raise UserError(f"a {m.d_layers}-layer PatchGAN needs images of at least 16x16, not {h}x{w}")
-  for name, value in (("model.ngf", m.ngf), ("model.ndf", m.ndf), ("model.d_layers", m.d_layers),
-                      ("optim.lr", o.lr)):
-    if not value > 0:
-      raise UserError(f"{name}={value} must be positive")
-  for name, value in (("model.blocks", m.blocks), ("loss.cycle_weight", l.cycle_weight),
-                      ("loss.identity_weight", l.identity_weight), ("pool_size", config.pool_size),
-                      ("optim.constant", o.constant), ("optim.decay", o.decay)):
-    if value < 0:
-      raise UserError(f"{name}={value} must be >= 0")
-  for name, value in (("optim.b1", o.b1), ("optim.b2", o.b2)):
-    if not 0.0 <= value < 1.0:
-      raise UserError(f"{name}={value} must be in [0, 1)")
-  if o.unit not in ("steps", "epochs"):
-    raise UserError(f"optim.unit={o.unit!r} is not one of steps, epochs")
-
-
 def learning_rate(o, steps_per_epoch: int):
   """lr for `constant` steps (or epochs), then linearly to 0 over `decay` more."""
   scale = steps_per_epoch if o.unit == "epochs" else 1
@@ -76,14 +50,29 @@ def learning_rate(o, steps_per_epoch: int):
                                optax.linear_schedule(o.lr, 0.0, decay)], [constant])
 
 
-class Family:
+@register("cyclegan")
+class Family(base.Family, base.Translator):
   value_range = (-1.0, 1.0)
-  domains = ("A", "B")  # the trainer reads `<split>A` and `<split>B`
+  streams = base.Domains(("A", "B"))  # the trainer reads `<split>A` and `<split>B`
   picture_examples = 8  # test images per domain for the A -> B -> A and B -> A -> B grids
 
+  @classmethod
+  def check_config(cls, config, info: DatasetInfo) -> None:
+    m = config.model
+    h, w, _ = info.image_shape
+    if h % 4 or w % 4:
+      raise UserError(f"the ResNet generator needs image sides divisible by 4, {info.name!r} has "
+                      f"{h}x{w}: set --config.data.image_size")
+    if min(h, w) < 16 and m.d_layers >= 3:
+      raise UserError(f"a {m.d_layers}-layer PatchGAN needs images of at least 16x16, not {h}x{w}")
+    checks.positive(config, "model.ngf", "model.ndf", "model.d_layers", "optim.lr")
+    checks.non_negative(config, "model.blocks", "loss.cycle_weight", "loss.identity_weight",
+                        "pool.size", "optim.constant", "optim.decay")
+    checks.in_unit_interval(config, "optim.b1", "optim.b2")
+    checks.one_of(config, "optim.unit", ("steps", "epochs"))
+
   def __init__(self, config, info: DatasetInfo):
-    check_config(config, info)
-    self.config, self.info = config, info
+    super().__init__(config, info)
     m = config.model
     size, _, channels = info.image_shape
     blocks = m.blocks or (9 if min(info.image_shape[:2]) >= 256 else 6)
@@ -101,16 +90,16 @@ class Family:
     x = jnp.zeros((1,) + self.info.image_shape)
     g = lambda k: ModelState.create(self.generator.init(k, x), self.tx)
     d = lambda k: ModelState.create(self.discriminator.init(k, x), self.tx)
-    pool = ImagePool.create(self.config.pool_size, self.info.image_shape)
+    pool = ImagePool.create(self.config.pool.size, self.info.image_shape)
     return CycleGANState(step=jnp.zeros((), jnp.int32), key=jax.random.key_data(kbase),
                          g_ab=g(k_ab), g_ba=g(k_ba), d_a=d(k_da), d_b=d(k_db),
                          pool_a=pool, pool_b=pool)
 
   # -- training -------------------------------------------------------------
 
-  def train_step(self, state: CycleGANState, batch: dict) -> tuple[CycleGANState, dict]:
+  def update(self, state: CycleGANState, batch: dict, key: jax.Array) -> tuple[CycleGANState, dict]:
     l = self.config.loss
-    key_a, key_b = jax.random.split(step_key(state.key, state.step))
+    key_a, key_b = jax.random.split(key)
     real_a, real_b = batch["A"]["image"], batch["B"]["image"]
     G = lambda params, x: self.generator.apply({"params": params}, x)
     D = lambda params, x: self.discriminator.apply({"params": params}, x)
@@ -141,11 +130,9 @@ class Family:
 
     metrics["d_a"], grad_da = jax.value_and_grad(d_loss_fn)(state.d_a.params, real_a, shown_a)
     metrics["d_b"], grad_db = jax.value_and_grad(d_loss_fn)(state.d_b.params, real_b, shown_b)
-    norms = optax.global_norm((grad_ab, grad_ba, grad_da, grad_db))
-    metrics["finite"] = (jnp.isfinite(metrics["g_loss"]) & jnp.isfinite(metrics["d_a"])
-                         & jnp.isfinite(metrics["d_b"]) & jnp.isfinite(norms))
+    metrics["g_grad_norm"] = optax.global_norm((grad_ab, grad_ba))
+    metrics["d_grad_norm"] = optax.global_norm((grad_da, grad_db))
     return state.replace(
-        step=state.step + 1,
         g_ab=state.g_ab.apply_gradients(grad_ab), g_ba=state.g_ba.apply_gradients(grad_ba),
         d_a=state.d_a.apply_gradients(grad_da), d_b=state.d_b.apply_gradients(grad_db),
         pool_a=pool_a, pool_b=pool_b), metrics
@@ -156,27 +143,6 @@ class Family:
     """Images in [-1, 1] of the source domain -> the other domain."""
     g = state.g_ab if direction == "AtoB" else state.g_ba
     return self.generator.apply({"params": g.params}, x)
-
-  def translate(self, state: CycleGANState, images_u8: np.ndarray, direction: str,
-                batch: int = 64) -> np.ndarray:
-    """uint8 [N, H, W, C] -> uint8 [N, H, W, C] in the other domain."""
-    if direction not in DIRECTIONS:
-      raise UserError(f"direction {direction!r} is not one of {', '.join(DIRECTIONS)}")
-    want = self.info.image_shape
-    if images_u8.ndim != 4 or images_u8.shape[1:] != want:
-      got = "x".join(map(str, images_u8.shape[1:])) if images_u8.ndim == 4 else str(images_u8.shape)
-      raise UserError(f"input images are {got}; this model translates "
-                      f"{'x'.join(map(str, want))} (HxWxC) images")
-    lo, hi = self.value_range
-    out = []
-    for i in range(0, len(images_u8), batch):
-      x = jnp.asarray(images_u8[i:i + batch], jnp.float32) * ((hi - lo) / 255.0) + lo
-      out.append(images.to_uint8(self._translate(state, x, direction), self.value_range))
-    return np.concatenate(out) if out else np.zeros((0,) + want, np.uint8)
-
-  def sample(self, state, key, num):
-    raise UserError("a CycleGAN translates images rather than sampling them: use "
-                    "python -m gen.translate --workdir W --direction AtoB --input IN --out OUT.npz")
 
   def pictures(self, state: CycleGANState, examples: dict) -> dict[str, np.ndarray]:
     """Rows of (real, translated, translated back): A -> B -> A and B -> A -> B."""

@@ -1,4 +1,4 @@
-"""The GAN family: DCGAN G and D, adversarial losses, EMA of G, n_critic, GP / R1."""
+"""The GAN family: DCGAN G and D, adversarial losses (a table), EMA of G, n_critic, D regularisers."""
 
 from __future__ import annotations
 
@@ -10,11 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gen import images, losses
+from gen import checks, images, losses
 from gen.data import DatasetInfo
 from gen.errors import UserError
+from gen.families import base, register
 from gen.models.dcgan import Discriminator, Generator, layout
-from gen.train_state import ModelState, ema_update, step_key
+from gen.train_state import ModelState, ema_update
 
 
 @flax.struct.dataclass
@@ -26,37 +27,30 @@ class GANState:
   ema_params: Any  # EMA of G's params: what samples and evaluation use
 
 
-def check_config(config, info: DatasetInfo) -> None:
-  m, l, o = config.model, config.loss, config.optim
-  h, w, _ = info.image_shape
-  if h != w:
-    raise UserError(f"DCGAN needs square images, dataset {info.name!r} has {h}x{w}: "
-                    f"set --config.data.image_size")
-  layout(h)
-  if m.conditional and not info.num_classes:
-    raise UserError(f"model.conditional=True needs class labels, dataset {info.name!r} has none")
-  if l.kind not in losses.GAN_LOSSES:
-    raise UserError(f"loss.kind={l.kind!r} is not one of {', '.join(losses.GAN_LOSSES)}")
-  if m.d_norm not in ("batch", "layer", "none"):
-    raise UserError(f"model.d_norm={m.d_norm!r} is not one of batch, layer, none")
-  for name, value in (("optim.g_lr", o.g_lr), ("optim.d_lr", o.d_lr), ("model.z_dim", m.z_dim),
-                      ("model.ngf", m.ngf), ("model.ndf", m.ndf), ("loss.n_critic", l.n_critic)):
-    if not value > 0:
-      raise UserError(f"{name}={value} must be positive")
-  for name, value in (("optim.b1", o.b1), ("optim.b2", o.b2), ("model.ema_decay", m.ema_decay)):
-    if not 0.0 <= value < 1.0:
-      raise UserError(f"{name}={value} must be in [0, 1)")
-  if l.gp_weight < 0 or l.r1_gamma < 0:
-    raise UserError("loss.gp_weight and loss.r1_gamma must be >= 0")
-
-
-class Family:
+@register("gan")
+class Family(base.Family, base.Sampler):
   value_range = (-1.0, 1.0)
   picture_examples = 0  # pictures need no data
 
+  @classmethod
+  def check_config(cls, config, info: DatasetInfo) -> None:
+    m = config.model
+    h, w, _ = info.image_shape
+    if h != w:
+      raise UserError(f"DCGAN needs square images, dataset {info.name!r} has {h}x{w}: "
+                      f"set --config.data.image_size")
+    layout(h)
+    if m.conditional and not info.num_classes:
+      raise UserError(f"model.conditional=True needs class labels, dataset {info.name!r} has none")
+    checks.one_of(config, "loss.kind", losses.GAN_LOSSES)
+    checks.one_of(config, "model.d_norm", ("batch", "layer", "none"))
+    checks.positive(config, "optim.g_lr", "optim.d_lr", "model.z_dim", "model.ngf", "model.ndf",
+                    "loss.n_critic")
+    checks.in_unit_interval(config, "optim.b1", "optim.b2", "model.ema_decay")
+    checks.non_negative(config, *(f"loss.{r.weight}" for r in losses.D_REGULARIZERS.values()))
+
   def __init__(self, config, info: DatasetInfo):
-    check_config(config, info)
-    self.config, self.info = config, info
+    super().__init__(config, info)
     m, o = config.model, config.optim
     size, _, channels = info.image_shape
     self.num_classes = info.num_classes if m.conditional else 0
@@ -66,6 +60,9 @@ class Family:
                                        m.spectral_norm)
     self.g_tx = optax.adam(o.g_lr, o.b1, o.b2)
     self.d_tx = optax.adam(o.d_lr, o.b1, o.b2)
+    # The D regularisers this config turns on: {name: (regulariser, weight)}.
+    self.regularizers = {name: (r, config.loss[r.weight])
+                         for name, r in losses.D_REGULARIZERS.items() if config.loss[r.weight] > 0}
     self._generate = jax.jit(self.generate)  # built once: sampling recurs during training
 
   # -- state ----------------------------------------------------------------
@@ -90,9 +87,10 @@ class Family:
     return self.discriminator.apply({"params": d_params, "batch_stats": batch_stats}, x, labels,
                                     update_stats=update_stats, mutable=["batch_stats"])
 
-  def train_step(self, state: GANState, batch: dict) -> tuple[GANState, dict]:
+  def update(self, state: GANState, batch: dict, key: jax.Array) -> tuple[GANState, dict]:
     l = self.config.loss
-    key_z, key_gp = jax.random.split(step_key(state.key, state.step))
+    adversarial_loss = losses.GAN_LOSSES[l.kind]
+    key_z, key_reg = jax.random.split(key)
     real = batch["image"]
     labels = batch.get("label") if self.num_classes else None
     z = jax.random.normal(key_z, (real.shape[0], self.z_dim), real.dtype)
@@ -108,42 +106,41 @@ class Family:
     def d_loss_fn(d_params):
       real_logits, new = self._d(d_params, state.d.batch_stats, real, labels)
       fake_logits, new = self._d(d_params, new["batch_stats"], fake, labels)
-      loss = losses.d_loss(l.kind, real_logits, fake_logits)
+      loss = adversarial_loss.d(real_logits, fake_logits)
       metrics = {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)}
       critic = lambda x: self._d(d_params, new["batch_stats"], x, labels, update_stats=False)[0]
-      if l.gp_weight > 0:
-        metrics["gp"] = losses.gradient_penalty(critic, real, fake, key_gp)
-        loss += l.gp_weight * metrics["gp"]
-      if l.r1_gamma > 0:
-        metrics["r1"] = losses.r1_penalty(critic, real)
-        loss += 0.5 * l.r1_gamma * metrics["r1"]
+      seen = losses.CriticBatch(critic, real, fake, real_logits, fake_logits, key_reg)
+      for name, (reg, weight) in self.regularizers.items():
+        metrics[name] = reg.penalty(seen)
+        loss += reg.scale * weight * metrics[name]
       return loss, (new["batch_stats"], metrics)
 
     (_, (d_stats, metrics)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d.params)
     d = state.d.apply_gradients(d_grads, batch_stats=d_stats)
+    metrics["d_grad_norm"] = optax.global_norm(d_grads)
 
     def g_update(_):
       def adversarial(fake):
         logits, _ = self._d(d.params, d.batch_stats, fake, labels, update_stats=False)
-        return losses.g_loss(l.kind, logits)
+        return adversarial_loss.g(logits)
       g_loss, d_fake = jax.value_and_grad(adversarial)(fake)
       (g_grads,) = g_vjp(d_fake)
       g = state.g.apply_gradients(g_grads, batch_stats=g_stats)
       ema = ema_update(state.ema_params, g.params, self.config.model.ema_decay,
                        state.step // l.n_critic)
-      return g, ema, g_loss, jnp.isfinite(g_loss) & jnp.isfinite(optax.global_norm(g_grads))
+      return g, ema, g_loss, optax.global_norm(g_grads)
 
     if l.n_critic == 1:
-      g, ema, g_loss, g_finite = g_update(None)
-    else:  # g_loss is NaN on steps without a G update: "not computed", skipped in the means
-      g, ema, g_loss, g_finite = jax.lax.cond(
-          (state.step + 1) % l.n_critic == 0, g_update,
-          lambda _: (state.g, state.ema_params, jnp.full((), jnp.nan, real.dtype), jnp.array(True)),
-          None)
-    metrics["g_loss"] = g_loss
-    metrics["finite"] = (g_finite & jnp.isfinite(metrics["d_loss"])
-                         & jnp.isfinite(optax.global_norm(d_grads)))
-    return state.replace(step=state.step + 1, g=g, d=d, ema_params=ema), metrics
+      g, ema, g_loss, g_norm = g_update(None)
+      metrics.update(g_loss=g_loss, g_grad_norm=g_norm)
+    else:  # G is updated on every n_critic-th step only: its metrics exist on those steps
+      g_step = (state.step + 1) % l.n_critic == 0
+      zero = jnp.zeros((), real.dtype)
+      g, ema, g_loss, g_norm = jax.lax.cond(
+          g_step, g_update, lambda _: (state.g, state.ema_params, zero, zero), None)
+      metrics.update(g_loss=base.Sometimes(g_loss, g_step),
+                     g_grad_norm=base.Sometimes(g_norm, g_step))
+    return state.replace(g=g, d=d, ema_params=ema), metrics
 
   # -- sampling -------------------------------------------------------------
 

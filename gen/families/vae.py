@@ -1,6 +1,6 @@
 """The VAE family: Gaussian encoder, Bernoulli or Gaussian decoder, ELBO or IWAE training.
 
-Objective, for k = `config.train_k` samples z_i ~ q(z|x) (reparameterised):
+Objective (config section `objective`), for k = `train_k` samples z_i ~ q(z|x) (reparameterised):
   k = 1: the ELBO, E_q[log p(x|z)] - w KL(q(z|x) || p(z)), KL in closed form;
   k > 1: the IWAE bound, log (1/k) sum_i p(x|z_i) (p(z_i) / q(z_i|x))^w.
 w = beta * min(1, step / kl_warmup_steps) is the beta-VAE weight with warm-up
@@ -26,12 +26,13 @@ import numpy as np
 import optax
 
 from gen import distributions as dist
-from gen import images
+from gen import checks, images
 from gen.data import DatasetInfo
 from gen.errors import UserError
+from gen.families import base, register
 from gen.models.dcgan import layout
 from gen.models.vae import VAE, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
-from gen.train_state import ModelState, step_key
+from gen.train_state import ModelState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,35 +68,6 @@ class VAEState:
   vae: ModelState
 
 
-def check_config(config, info: DatasetInfo) -> None:
-  m, o = config.model, config.optim
-  if m.kind not in MODELS:
-    raise UserError(f"model.kind={m.kind!r} is not one of {', '.join(MODELS)}")
-  if m.likelihood not in LIKELIHOODS:
-    raise UserError(f"model.likelihood={m.likelihood!r} is not one of {', '.join(LIKELIHOODS)}")
-  if m.binarize and m.likelihood != "bernoulli":
-    raise UserError(f"model.binarize=True needs model.likelihood='bernoulli', not {m.likelihood!r}")
-  if m.kind == "conv":
-    h, w, _ = info.image_shape
-    if h != w:
-      raise UserError(f"the convolutional VAE needs square images, dataset {info.name!r} has "
-                      f"{h}x{w}: set --config.data.image_size")
-    layout(h)
-  for name, value in (("model.latents", m.latents), ("model.hidden_units", m.hidden_units),
-                      ("model.hidden_layers", m.hidden_layers), ("model.nf", m.nf),
-                      ("train_k", config.train_k), ("optim.lr", o.lr), ("optim.eps", o.eps),
-                      ("optim.stage_steps", o.stage_steps), ("optim.stages", o.stages)):
-    if not value > 0:
-      raise UserError(f"{name}={value} must be positive")
-  if config.beta < 0 or config.kl_warmup_steps < 0:
-    raise UserError("beta and kl_warmup_steps must be >= 0")
-  for name, value in (("optim.b1", o.b1), ("optim.b2", o.b2)):
-    if not 0.0 <= value < 1.0:
-      raise UserError(f"{name}={value} must be in [0, 1)")
-  if o.schedule not in SCHEDULES:
-    raise UserError(f"optim.schedule={o.schedule!r} is not one of {', '.join(SCHEDULES)}")
-
-
 def learning_rate(o):
   """Constant, or the IWAE paper's: stage i = 0..stages-1 runs 3^i * stage_steps steps at
   lr * 10^(-i/7) (with stage_steps one epoch and 8 stages: 3,280 epochs)."""
@@ -108,13 +80,33 @@ def learning_rate(o):
   return optax.piecewise_constant_schedule(o.lr, boundaries)
 
 
-class Family:
+@register("vae")
+class Family(base.Family, base.Sampler, base.LikelihoodModel):
   value_range = (0.0, 1.0)
   picture_examples = 32  # test images for reconstructions, interpolations and traversals
 
+  @classmethod
+  def check_config(cls, config, info: DatasetInfo) -> None:
+    m = config.model
+    checks.one_of(config, "model.kind", MODELS)
+    checks.one_of(config, "model.likelihood", LIKELIHOODS)
+    if m.binarize and m.likelihood != "bernoulli":
+      raise UserError(f"model.binarize=True needs model.likelihood='bernoulli', not {m.likelihood!r}")
+    if m.kind == "conv":
+      h, w, _ = info.image_shape
+      if h != w:
+        raise UserError(f"the convolutional VAE needs square images, dataset {info.name!r} has "
+                        f"{h}x{w}: set --config.data.image_size")
+      layout(h)
+    checks.positive(config, "model.latents", "model.hidden_units", "model.hidden_layers",
+                    "model.nf", "objective.train_k", "optim.lr", "optim.eps", "optim.stage_steps",
+                    "optim.stages")
+    checks.non_negative(config, "objective.beta", "objective.kl_warmup_steps")
+    checks.in_unit_interval(config, "optim.b1", "optim.b2")
+    checks.one_of(config, "optim.schedule", SCHEDULES)
+
   def __init__(self, config, info: DatasetInfo):
-    check_config(config, info)
-    self.config, self.info = config, info
+    super().__init__(config, info)
     m = config.model
     self.likelihood = LIKELIHOODS[m.likelihood]
     self.latents = m.latents
@@ -175,13 +167,13 @@ class Family:
   # -- training -------------------------------------------------------------
 
   def kl_weight(self, step):
-    warm = self.config.kl_warmup_steps
+    warm = self.config.objective.kl_warmup_steps
     ramp = jnp.minimum(1.0, step.astype(jnp.float32) / warm) if warm else 1.0
-    return self.config.beta * ramp
+    return self.config.objective.beta * ramp
 
-  def train_step(self, state: VAEState, batch: dict) -> tuple[VAEState, dict]:
-    k = self.config.train_k
-    key_x, key_z = jax.random.split(step_key(state.key, state.step))
+  def update(self, state: VAEState, batch: dict, key: jax.Array) -> tuple[VAEState, dict]:
+    k = self.config.objective.train_k
+    key_x, key_z = jax.random.split(key)
     x = self.model_inputs(batch["image"], key_x)
     w = self.kl_weight(state.step)
 
@@ -202,8 +194,7 @@ class Family:
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.vae.params)
     metrics["grad_norm"] = optax.global_norm(grads)
-    metrics["finite"] = jnp.isfinite(metrics["loss"]) & jnp.isfinite(metrics["grad_norm"])
-    return state.replace(step=state.step + 1, vae=state.vae.apply_gradients(grads)), metrics
+    return state.replace(vae=state.vae.apply_gradients(grads)), metrics
 
   # -- pictures and samples -------------------------------------------------
 

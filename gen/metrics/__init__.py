@@ -1,16 +1,21 @@
 """Evaluation metrics, by name.
 
-A metric is `fn(family, state, batches, config, cache) -> {name: float}`: `batches()`
+A metric is `fn(family, state, batches, config, cache) -> {output: float}`: `batches()`
 returns a fresh pass over the evaluation split as global `jax.Array` dicts
 (`image`, `label` where the data has labels, and `mask`, 0 for the padding
 of the last batch); `config` is the run's config (`config.eval` holds the
 metrics' options); `cache` is shared by the metrics of one evaluation (samples and
 features are computed once for fid_digits, kid_digits, ...). The trainer logs the results with the split as prefix
 (`test_nll_nats`); `python -m gen.evaluate` prints them as JSON.
+
+Each metric is registered with the outputs it returns, the family capability it needs
+(`gen.families.Sampler`, ...) and a check of its settings, so `check` finds every
+mistake in the evaluation config before training starts.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Callable
 
@@ -20,12 +25,22 @@ from gen.errors import UserError
 _MODULES = {"nll": "gen.metrics.likelihood", "mae": "gen.metrics.translation",
             **{n: "gen.metrics.quality" for n in ("fid", "kid", "is", "pr", "fid_digits", "kid_digits",
                                                  "is_digits", "pr_digits", "acc_digits")}}
-_REGISTRY: dict[str, Callable] = {}
 
 
-def register(name: str):
+@dataclasses.dataclass(frozen=True)
+class Metric:
+  fn: Callable
+  outputs: tuple[str, ...]  # the keys `fn` returns
+  needs: type  # the family capability it uses (gen.families.Sampler, ...)
+  check: Callable | None = None  # (config, family or None) -> None, raises UserError
+
+
+_REGISTRY: dict[str, Metric] = {}
+
+
+def register(name: str, *, outputs: tuple[str, ...], needs: type, check: Callable | None = None):
   def wrap(fn):
-    _REGISTRY[name] = fn
+    _REGISTRY[name] = Metric(fn, tuple(outputs), needs, check)
     return fn
   return wrap
 
@@ -39,24 +54,40 @@ def parse(names: str) -> list[str]:
   return out
 
 
-def check_available(names: list[str], config) -> None:
-  """Fails early (before training) where a metric cannot run: the Inception weights are missing."""
-  if any(n in ("fid", "kid", "is", "pr") for n in names):
-    from gen.metrics import inception_weights  # pylint: disable=g-import-not-at-top
-    path = inception_weights.weights_path(config.eval.get("inception_weights", ""))
-    if not __import__("os").path.exists(path):
-      inception_weights.load(path)  # raises the error that says what to download
-
-
-def get(name: str) -> Callable:
+def get(name: str) -> Metric:
   parse(name)
   importlib.import_module(_MODULES[name])
   return _REGISTRY[name]
+
+
+def check(names: list[str], config, family=None) -> None:
+  """Everything about evaluating `names` that a user can get wrong, checked before training:
+  the eval batch over the devices, each metric's own settings, that the family has what the
+  metric needs (skipped with family=None: scoring image files) and eval.best_metric."""
+  if not names:
+    return
+  if family is not None:  # the eval split is read in batches over the devices
+    from gen import sharding  # pylint: disable=g-import-not-at-top
+    sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
+  outputs = []
+  for name in names:
+    metric = get(name)
+    if family is not None and not isinstance(family, metric.needs):
+      raise UserError(f"metric {name!r} needs a family that is a {metric.needs.__name__} "
+                      f"(one that {metric.needs.__doc__.split(':')[0].lower()}); "
+                      f"{config.family!r} is not")
+    if metric.check:
+      metric.check(config, family)
+    outputs.extend(metric.outputs)
+  best = config.eval.get("best_metric", "")
+  if best and best not in outputs:
+    raise UserError(f"eval.best_metric={best!r} is not an output of eval.metrics="
+                    f"{','.join(names)!r} (outputs: {', '.join(outputs)})")
 
 
 def compute(names: list[str], family, state, batches, config, cache: dict | None = None) -> dict[str, float]:
   cache = {} if cache is None else cache
   out = {}
   for name in names:
-    out.update(get(name)(family, state, batches, config, cache))
+    out.update(get(name).fn(family, state, batches, config, cache))
   return out

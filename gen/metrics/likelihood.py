@@ -17,7 +17,9 @@ import math
 import jax
 import jax.numpy as jnp
 
+from gen import checks
 from gen.errors import UserError
+from gen.families import LikelihoodModel
 from gen.metrics import register
 
 MAX_VALUES = 2**26  # decoder outputs (examples x samples x dims) per chunk: ~256 MB in float32
@@ -29,13 +31,10 @@ def _chunk_size(k: int, batch: int, dims: int) -> int:
   return max(d for d in range(1, min(k, limit) + 1) if k % d == 0)
 
 
-@register("nll")
+@register("nll", outputs=("elbo_nats", "nll_nats", "bits_per_dim"), needs=LikelihoodModel,
+          check=lambda config, family: checks.positive(config, "eval.num_importance"))
 def nll(family, state, batches, config, cache=None) -> dict[str, float]:
-  if not hasattr(family, "log_importance_weights"):
-    raise UserError(f"metric 'nll' needs a likelihood model (family vae), not {config.family!r}")
   k = config.eval.num_importance
-  if k < 1:
-    raise UserError(f"eval.num_importance={k} must be >= 1")
   dims = family.num_dims
   s = _chunk_size(k, config.eval.batch_size, dims)
   base = jax.random.key(config.eval.seed)

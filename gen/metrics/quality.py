@@ -23,8 +23,10 @@ import os
 import jax
 import numpy as np
 
+from gen import checks
 from gen import images as image_lib
 from gen.errors import UserError
+from gen.families import Sampler
 from gen.metrics import feature_stats, register
 
 INCEPTION = ("fid", "kid", "is", "pr")
@@ -113,10 +115,7 @@ def reference_images(batches, family) -> np.ndarray:
 def _metric(name):
   def fn(family, state, batches, config, cache):
     if "samples" not in cache:
-      n = config.eval.get("num_samples", 0)
-      if n < 2:
-        raise UserError(f"eval.num_samples={n}: metric {name!r} needs at least 2 samples")
-      out = family.sample(state, jax.random.key(config.eval.seed), n)
+      out = family.sample(state, jax.random.key(config.eval.seed), config.eval.num_samples)
       cache["samples"] = (out["images"], out.get("labels"))
       cache["reference"] = reference_images(batches, family)
     generated, labels = cache["samples"]
@@ -124,5 +123,29 @@ def _metric(name):
   return fn
 
 
+_OUTPUTS = {"kid": ("kid", "kid_std"), "is": ("is", "is_std"), "pr": ("precision", "recall")}
+
+
+def outputs(name: str) -> tuple[str, ...]:
+  """The keys metric `name` returns: kid_digits -> (kid_digits, kid_std_digits), ..."""
+  base, suffix = name.removesuffix("_digits"), "_digits" if name.endswith("_digits") else ""
+  return tuple(f"{o}{suffix}" for o in _OUTPUTS.get(base, (base,)))
+
+
+def _check(name):
+  def check(config, family):
+    if family is not None:  # it samples from the family (not: images given to gen.evaluate)
+      checks.at_least(config, "eval.num_samples", 2, f"metric {name!r} compares sample sets")
+    if name == "acc_digits" and family is not None and not family.num_classes:
+      raise UserError("metric 'acc_digits' needs class-conditional samples "
+                      "(--config.model.conditional=True)")
+    if name in INCEPTION:
+      from gen.metrics import inception_weights  # pylint: disable=g-import-not-at-top
+      path = inception_weights.weights_path(config.eval.get("inception_weights", ""))
+      if not os.path.exists(path):
+        inception_weights.load(path)  # raises the error that says what to download
+  return check
+
+
 for _name in INCEPTION + DIGITS:
-  register(_name)(_metric(_name))
+  register(_name, outputs=outputs(_name), needs=Sampler, check=_check(_name))(_metric(_name))

@@ -16,13 +16,13 @@ import jax
 import jax.numpy as jnp
 
 from gen.errors import UserError
+from gen.families import Translator
 from gen.metrics import register
 
 
-@register("mae")
+@register("mae", outputs=("mae_AtoB", "mae_BtoA", "mae_identity", "mae_AtoB_meanB", "mae_BtoA_meanA"),
+          needs=Translator)
 def mae(family, state, batches, config, cache=None) -> dict[str, float]:
-  if getattr(family, "domains", None) != ("A", "B"):
-    raise UserError(f"metric 'mae' needs a translation model (family cyclegan), not {config.family!r}")
   lo, hi = family.value_range
   unit = lambda x: (x - lo) / (hi - lo)
   per_example = lambda x: jnp.mean(jnp.abs(x), axis=tuple(range(1, x.ndim)))

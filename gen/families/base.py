@@ -1,0 +1,208 @@
+"""The family contract, as code: what a model family gives the shared trainer.
+
+A family is a class built from (config, DatasetInfo). It subclasses `Family`
+and implements its three abstract methods; everything else (the jitted scan,
+devices, processes, checkpoints, logging, evaluation, preemption) is the
+trainer's. Optional capabilities are mixins that tools and metrics test for
+by type (`isinstance(family, Sampler)`), never by probing attributes:
+
+  Sampler          sample(state, key, num): gen.sample, fid/kid/is/pr metrics
+  Translator       translate_batch(state, x, direction): gen.translate, mae
+  LikelihoodModel  log_importance_weights(...): the nll metric
+
+`register(name)` checks a class against the contract when it is registered;
+one that lacks a required member fails there with one line.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from typing import Any, ClassVar
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from gen import images
+from gen.errors import UserError
+
+
+# -- what the step reads --------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class OneStream:
+  """The family reads one split; its step receives that split's batch ({'image', 'label'})."""
+
+  def splits(self, split: str) -> tuple[str, ...]:
+    return (split,)
+
+  def combine(self, parts: list):
+    (part,) = parts
+    return part
+
+
+@dataclasses.dataclass(frozen=True)
+class Domains:
+  """The family reads one split per domain (`train` -> `trainA`, `trainB`), independently;
+  its step receives {'A': batch, 'B': batch}."""
+  names: tuple[str, ...]
+
+  def splits(self, split: str) -> tuple[str, ...]:
+    return tuple(f"{split}{name}" for name in self.names)
+
+  def combine(self, parts: list) -> dict:
+    return dict(zip(self.names, parts))
+
+
+# -- what the step reports ------------------------------------------------------
+
+
+@flax.struct.dataclass
+class Sometimes:
+  """A metric defined on some steps only (G's loss with n_critic > 1): `valid` says which.
+
+  Logged means skip the steps where it is not valid; it is checked for finiteness only where
+  it is. Its `value` elsewhere is a placeholder and never read.
+  """
+  value: jax.Array
+  valid: jax.Array
+
+
+def split_metrics(metrics: dict) -> tuple[dict, dict]:
+  """{name: scalar | Sometimes} -> ({name: value}, {name: valid})."""
+  values, valid = {}, {}
+  for name, m in metrics.items():
+    if isinstance(m, Sometimes):
+      values[name], valid[name] = m.value, jnp.asarray(m.valid, bool)
+    else:
+      values[name], valid[name] = m, jnp.ones((), bool)
+  return values, valid
+
+
+def all_finite(values: dict, valid: dict) -> jax.Array:
+  ok = [jnp.all(jnp.isfinite(v) | ~valid[k]) for k, v in values.items()]
+  return jnp.all(jnp.stack(ok)) if ok else jnp.array(True)
+
+
+# -- the required interface ------------------------------------------------------
+
+
+class Family(abc.ABC):
+  """A model family. Subclasses set `value_range` and implement the abstract methods.
+
+  Attributes a subclass sets:
+    value_range       pixel range its models use, e.g. (-1, 1) or (0, 1)
+    picture_examples  eval-split images `pictures` wants (0: none)
+    streams           OneStream() or Domains(('A', 'B')): which splits the step reads
+  """
+  value_range: ClassVar[tuple[float, float]]
+  picture_examples: ClassVar[int] = 0
+  streams: ClassVar[OneStream | Domains] = OneStream()
+
+  def __init__(self, config, info):
+    self.check_config(config, info)
+    self.config, self.info = config, info
+
+  @classmethod
+  def check_config(cls, config, info) -> None:
+    """Raises UserError for a bad setting of this family's; called before anything runs."""
+
+  @abc.abstractmethod
+  def init_state(self, key: jax.Array) -> Any:
+    """A pytree with `step` (int32 scalar, 0) and `key` (the run's base key as raw uint32 data,
+    `jax.random.key_data`) leaves, and whatever the family trains. `replace(**changes)` must
+    return an updated copy (a flax.struct dataclass has it)."""
+
+  @abc.abstractmethod
+  def update(self, state, batch, key: jax.Array) -> tuple[Any, dict]:
+    """One training step, pure: (state, batch, this step's key) -> (state, metrics).
+
+    Leave `state.step` alone (the trainer advances it) and draw randomness only from `key`.
+    `metrics` maps names to scalars (or `Sometimes`); report every loss and gradient norm:
+    the trainer stops the run at the first step where any of them is not finite.
+    """
+
+  @abc.abstractmethod
+  def pictures(self, state, examples) -> dict[str, np.ndarray]:
+    """{name: uint8 [H, W, C] grid}: what the model has learned, saved as PNG. `examples` are
+    the first `picture_examples` eval-split images (per domain), or None."""
+
+  def train_step(self, state, batch) -> tuple[Any, tuple[dict, dict, jax.Array]]:
+    """What every step repeats, in one place: the step key, the step count, finiteness.
+
+    -> (state, (values, valid, finite)); the trainer jits and scans this.
+    """
+    from gen.train_state import step_key  # pylint: disable=g-import-not-at-top
+    new, metrics = self.update(state, batch, step_key(state.key, state.step))
+    values, valid = split_metrics(metrics)
+    return new.replace(step=state.step + 1), (values, valid, all_finite(values, valid))
+
+
+# -- optional capabilities -------------------------------------------------------
+
+
+class Sampler(abc.ABC):
+  """Draws new images: `gen.sample` and the sample-quality metrics use it."""
+  num_classes: int = 0  # > 0: class-conditional; `sample` returns balanced `labels`
+
+  @abc.abstractmethod
+  def sample(self, state, key: jax.Array, num: int) -> dict:
+    """{'images': uint8 [num, H, W, C]} (and int32 'labels' [num] when conditional)."""
+
+
+class Translator(abc.ABC):
+  """Maps images of one domain to another: `gen.translate` and the `mae` metric use it."""
+  directions: ClassVar[tuple[str, ...]] = ("AtoB", "BtoA")
+
+  @abc.abstractmethod
+  def translate_batch(self, state, x: jax.Array, direction: str) -> jax.Array:
+    """Images in `value_range` of the source domain -> the target domain, traceable."""
+
+  def translate(self, state, images_u8: np.ndarray, direction: str, batch: int = 64) -> np.ndarray:
+    """uint8 [N, H, W, C] -> uint8 [N, H, W, C] in the other domain."""
+    if direction not in self.directions:
+      raise UserError(f"direction {direction!r} is not one of {', '.join(self.directions)}")
+    want = self.info.image_shape
+    if images_u8.ndim != 4 or images_u8.shape[1:] != want:
+      got = "x".join(map(str, images_u8.shape[1:])) if images_u8.ndim == 4 else str(images_u8.shape)
+      raise UserError(f"input images are {got}; this model translates "
+                      f"{'x'.join(map(str, want))} (HxWxC) images")
+    if not hasattr(self, "_jit_translate"):
+      self._jit_translate = jax.jit(self.translate_batch, static_argnums=2)
+    lo, hi = self.value_range
+    out = []
+    for i in range(0, len(images_u8), batch):
+      x = jnp.asarray(images_u8[i:i + batch], jnp.float32) * ((hi - lo) / 255.0) + lo
+      out.append(images.to_uint8(self._jit_translate(state, x, direction), self.value_range))
+    return np.concatenate(out) if out else np.zeros((0,) + want, np.uint8)
+
+
+class LikelihoodModel(abc.ABC):
+  """Bounds log p(x) by importance sampling: the `nll` metric uses it."""
+  num_dims: int  # dimensions of one example, for bits/dim
+
+  @abc.abstractmethod
+  def model_inputs(self, x: jax.Array, key: jax.Array) -> jax.Array:
+    """Data in `value_range` -> what the likelihood models (binarised, dequantised, as is)."""
+
+  @abc.abstractmethod
+  def log_importance_weights(self, state, x: jax.Array, key: jax.Array, k: int) -> jax.Array:
+    """log p(x, z_i) / q(z_i | x) for k samples z_i ~ q(z | x): [k, B]."""
+
+
+# -- registration -----------------------------------------------------------------
+
+
+def check_family_class(name: str, cls) -> None:
+  """One line naming what a class lacks to be a family."""
+  if not (isinstance(cls, type) and issubclass(cls, Family)):
+    raise UserError(f"family {name!r}: {cls!r} is not a subclass of gen.families.Family")
+  missing = sorted(getattr(cls, "__abstractmethods__", ()))
+  if not hasattr(cls, "value_range"):
+    missing.append("value_range")
+  if missing:
+    raise UserError(f"family {name!r} ({cls.__qualname__}) lacks {', '.join(missing)}: "
+                    f"see gen/families/base.py")
