@@ -183,6 +183,14 @@ def train(config, workdir: str) -> None:
     UserError: for anything the user can fix (config, data, checkpoint, a non-finite loss);
       every config mistake is raised before the first step.
   """
+  stop = _StopOnSignals()  # from here on, SIGTERM / SIGINT ask the run to save and stop
+  try:
+    _train(config, workdir, stop)
+  finally:
+    stop.restore()
+
+
+def _train(config, workdir: str, stop: _StopOnSignals) -> None:
   # ---------------------------------------------------------------- Checks, data and family
   # Everything a user can get wrong surfaces here, before anything is trained or written.
   check_config(config)
@@ -249,7 +257,6 @@ def train(config, workdir: str) -> None:
     log.truncate_after(step)
   meter = Meter()
   samples_dir = os.path.join(workdir, "samples")
-  stop = _StopOnSignals()
   try:
     while step < config.num_steps and not stop.signal:
       k = _chunk(step, config)
@@ -286,7 +293,6 @@ def train(config, workdir: str) -> None:
       print(f"{stop.signal}: saved a checkpoint at step {step} in {ckpt.directory}; run the same "
             f"command again to resume", file=sys.stderr, flush=True)
   finally:
-    stop.restore()
     for c in (ckpt, best_ckpt):
       if c:
         c.wait()

@@ -170,3 +170,81 @@ def test_translate_with_a_malformed_input_file(tmp_path):
   result = run(["-m", "gen.translate", f"--workdir={tmp_path}", f"--input={garbage}",
                 f"--out={tmp_path / 'o.npz'}"])
   assert result.returncode == 2 and "cannot read" in result.stderr and "Traceback" not in result.stderr
+
+
+def _truncate_state(workdir, step):
+  state_dir = os.path.join(workdir, "checkpoints", str(step), "state")
+  for d, _, fs in os.walk(state_dir):
+    for f in fs:
+      with open(os.path.join(d, f), "r+b") as fh:
+        fh.truncate(max(0, os.path.getsize(os.path.join(d, f)) // 3))
+
+
+@pytest.mark.parametrize("fault", [OSError(5, "Input/output error"), MemoryError("out of memory")])
+def test_a_transient_restore_error_moves_nothing(tmp_path, monkeypatch, fault):
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / "run")
+  trainer.train(vae_config(4), workdir)
+  real = ocp.CheckpointManager.restore
+
+  def flaky(self, step, args=None, **kw):
+    if "state" in args.keys():  # the state read fails, the meta read works
+      raise fault
+    return real(self, step, args=args, **kw)
+
+  monkeypatch.setattr(ocp.CheckpointManager, "restore", flaky)
+  with pytest.raises(UserError, match=r"cannot restore checkpoint 4 .*nothing was moved"):
+    trainer.train(vae_config(6), workdir)
+  assert checkpoints(workdir) == ["2", "4"]  # both still there, neither set aside
+
+
+def test_read_only_tools_fall_back_without_moving_anything(tmp_path, capsys):
+  workdir = str(tmp_path / "run")
+  trainer.train(vae_config(4), workdir)
+  _truncate_state(workdir, 4)
+  before = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
+  capsys.readouterr()
+  state = restore_for_inference(workdir)[2]
+  assert int(state.step) == 2
+  err = capsys.readouterr().err
+  assert "warning: checkpoint 4" in err and "using the previous one (left in place)" in err
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == before  # nothing moved
+  out = str(tmp_path / "s.npz")
+  result = run(["-m", "gen.sample", f"--workdir={workdir}", "--num=3", f"--out={out}"])
+  assert result.returncode == 0 and "using the previous one" in result.stderr, result.stderr[-2000:]
+  assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == before
+
+
+def test_with_several_processes_only_process_0_renames_after_all_agree(tmp_path, monkeypatch):
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  from gen import checkpointing  # pylint: disable=g-import-not-at-top
+  workdir = str(tmp_path / "run")
+  trainer.train(vae_config(4), workdir)
+  _truncate_state(workdir, 4)
+  family = trainer.get_family("vae")(vae_config(4), trainer.data_info(
+      trainer.open_builder("mnist5k"), ("train",), vae_config(4)))
+  shapes = jax.eval_shape(family.init_state, jax.random.key(0))
+  abstract = checkpointing.abstract_like(shapes, trainer.sharding.replicated(trainer.sharding.make_mesh()))
+  ckpt, again = (checkpointing.Checkpointer(os.path.join(workdir, "checkpoints")) for _ in "12")
+  barriers = []  # orbax's own multi-host machinery is not under test: pretend for gen's code only
+  monkeypatch.setattr(checkpointing.jax, "process_count", lambda: 2)
+  monkeypatch.setattr(checkpointing.jax, "process_index", lambda: 1)  # not process 0
+  monkeypatch.setattr(multihost_utils, "sync_global_devices", barriers.append)
+  monkeypatch.setattr(multihost_utils, "process_allgather", lambda x: np.array([x, x]))
+  state, _ = ckpt.restore_latest_usable(abstract, "vae")
+  assert int(state.step) == 2
+  assert [b for b in barriers if b.startswith("gen-")] == ["gen-set-aside-4"]  # it waited ...
+  # ... for process 0 to rename the corrupt checkpoint
+  assert checkpoints(workdir) == ["2", "4"]  # ... and renamed nothing itself
+  # Processes that disagree (one reads the checkpoint, the other not) move nothing.
+  monkeypatch.setattr(multihost_utils, "process_allgather", lambda x: np.array([x, not x]))
+  with pytest.raises(UserError, match=r"checkpoint 4 is unreadable on processes \[\d\] only"):
+    again.restore_latest_usable(abstract, "vae")
+  assert checkpoints(workdir) == ["2", "4"]
+
+
+def test_a_mistyped_config_key_is_one_readable_line(tmp_path):
+  result = run(["train_gan.py", "--workdir", str(tmp_path / "w"), "--config.model.ngff=3"])
+  assert result.returncode == 2
+  assert result.stderr.strip() == ("error: unknown config key model.ngff in --config.model.ngff "
+                                   "(did you mean model.ngf?)")
