@@ -46,6 +46,8 @@ def _flag_error(e: Exception, argv: list[str]) -> str:
   lines = [line.strip() for line in str(e).splitlines() if line.strip()]
   if lines and "Failed loading config file" in lines[0]:  # the --config file itself
     return f"cannot load the --config file: {lines[-1]}"
+  if isinstance(e, SyntaxError):  # --config names a file that is not Python
+    return f"the --config file {e.filename} is not a Python config file: {e.msg} (line {e.lineno})"
   if len(lines) > 1 and lines[1].startswith("Traceback"):  # an exception inside get_config()
     return f"{lines[0]} {lines[-1]}"
   return lines[0] if lines else type(e).__name__
@@ -68,13 +70,20 @@ def parse_flags(argv: list[str]) -> list[str]:
     return flags.FLAGS(argv)
 
 
+def quiet_logs() -> None:
+  """Library logs at ERROR only: orbax and TFDS log every file they touch, and warn about
+  choices made on purpose (read-only checkpoint managers, unprepared dataset folders); what a
+  user must know, gen prints itself."""
+  from absl import logging  # pylint: disable=g-import-not-at-top
+  logging.set_verbosity(logging.ERROR)
+
+
 def run_tool(main) -> None:
   """Runs `main()` as a `python -m gen.*` tool: absl flags, quiet logs, one-line errors."""
   from absl import app  # pylint: disable=g-import-not-at-top
 
   def wrapped(argv):
-    from absl import logging  # pylint: disable=g-import-not-at-top
-    logging.set_verbosity(logging.WARNING)
+    quiet_logs()
     with user_errors():
       if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
@@ -101,8 +110,7 @@ def train_main(family: str | None = None) -> None:
   flags_ = flags.FLAGS
 
   def main(argv):
-    from absl import logging  # pylint: disable=g-import-not-at-top
-    logging.set_verbosity(logging.WARNING)  # orbax and TFDS log every file they touch at INFO
+    quiet_logs()
     with user_errors():
       if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")

@@ -2,6 +2,7 @@
 
 import math
 import os
+import zipfile
 
 import numpy as np
 
@@ -50,6 +51,8 @@ def read_images(path: str) -> tuple[np.ndarray, list[str] | None]:
     return _read_folder(path)
   if not os.path.exists(path):
     raise UserError(f"input {path!r} does not exist")
+  if not zipfile.is_zipfile(path):
+    raise UserError(f"{path!r} is not an .npz file (numpy.savez writes one) nor a folder of images")
   try:
     with np.load(path, allow_pickle=False) as f:
       if "images" not in f:
@@ -86,6 +89,8 @@ def _read_folder(path: str) -> tuple[np.ndarray, list[str]]:
 
 
 def write_npz(path: str, arrays: dict) -> None:
+  if not path.endswith(".npz"):  # numpy would append .npz and write another file than named
+    raise UserError(f"--out {path!r} must end in .npz")
   try:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     np.savez(path, **arrays)

@@ -212,6 +212,7 @@ def test_read_only_tools_fall_back_without_moving_anything(tmp_path, capsys):
   out = str(tmp_path / "s.npz")
   result = run(["-m", "gen.sample", f"--workdir={workdir}", "--num=3", f"--out={out}"])
   assert result.returncode == 0 and "using the previous one" in result.stderr, result.stderr[-2000:]
+  assert len(result.stderr.strip().splitlines()) == 2, result.stderr  # the warning and `wrote`
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == before
 
 

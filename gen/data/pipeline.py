@@ -76,6 +76,11 @@ def open_builder(name: str, data_dir: str | None = None):
     raise UserError(f"unknown dataset {name!r}: not a TFDS dataset name "
                     f"(try mnist5k, digits2bold, mnist, cifar10, celeb_a, cycle_gan/horse2zebra)") from None
   except Exception as e:  # bad config name, unreadable data_dir, ...
+    if "BuilderConfig" in str(e) and "not found" in str(e):  # cycle_gan/nope: name the real ones
+      base, _, config = name.partition("/")
+      configs = [c.name for c in tfds.builder_cls(base).BUILDER_CONFIGS]
+      raise UserError(f"dataset {base!r} has no config {config!r}; its configs: "
+                      f"{', '.join(configs)}") from None
     raise UserError(f"cannot open dataset {name!r} in {data_dir}: {_first_line(e)}") from None
   if builder.is_prepared():
     return builder
