@@ -16,6 +16,9 @@ os.environ["TFDS_DATA_DIR"] = os.path.join(_TMP, "tfds")
 os.environ["JAX_COMPILATION_CACHE_DIR"] = os.path.join(_TMP, "jax-cache")
 os.environ["GEN_CACHE_DIR"] = os.path.join(_TMP, "gen-cache")  # digit network, reference features
 os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+# Tiny models: compiling dominates, and unoptimised XLA compiles ~2x faster (the flax examples'
+# tests do the same). Results are compared only between runs under the same setting.
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 # The configs' `:tiny` variants: every moving part, a few seconds of compute.
@@ -36,6 +39,16 @@ def metrics_rows(workdir: str) -> list[dict]:
   """metrics.jsonl of a run, without the timing fields (the only ones that vary run to run)."""
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     return [{k: v for k, v in json.loads(line).items() if not k.endswith("_per_sec")} for line in f]
+
+
+@pytest.fixture
+def optimized_jax():
+  """Full XLA optimisation for a test that computes more than it compiles."""
+  import jax  # pylint: disable=g-import-not-at-top
+  jax.config.update("jax_disable_most_optimizations", False)
+  yield
+  jax.config.update("jax_disable_most_optimizations",
+                    os.environ["JAX_DISABLE_MOST_OPTIMIZATIONS"] not in ("", "0", "false", "False"))
 
 
 @pytest.fixture(scope="session")

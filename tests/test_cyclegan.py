@@ -16,6 +16,7 @@ from gen.configs.cyclegan import get_config
 from gen.data import DatasetInfo, open_builder
 from gen.data.digits2bold import bold_inverse
 from gen.errors import UserError
+from gen.images import read_images
 from gen.families.cyclegan import Family, learning_rate
 from gen.image_pool import ImagePool
 
@@ -184,18 +185,19 @@ def test_train_cyclegan_cli_end_to_end_and_translate(tmp_path):
     np.testing.assert_array_equal(f["images"], from_npz)
     assert list(f["names"]) == ["0.png", "1.png", "2.png"]
 
-  # Wrong size, wrong channels, no images key: one line each.
+  result = run(["-m", "gen.sample", f"--workdir={workdir}", f"--out={out}"])
+  assert result.returncode == 2 and "use python -m gen.translate" in result.stderr
+
+  # Wrong size, wrong channels, no images key: one line each (gen.translate prints these).
+  _, family, state = restore_for_inference(workdir)
   for bad, message in ((np.zeros((2, 32, 32, 1), np.uint8), "input images are 32x32x1; this model "
                                                             "translates 28x28x1"),
                        (np.zeros((2, 28, 28, 3), np.uint8), "input images are 28x28x3")):
-    np.savez(src, images=bad)
-    result = run(["-m", "gen.translate", f"--workdir={workdir}", f"--input={src}", f"--out={out}"])
-    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    with pytest.raises(UserError, match=f"^{message}"):
+      family.translate(state, bad, "AtoB")
   np.savez(src, pictures=digits)
-  result = run(["-m", "gen.translate", f"--workdir={workdir}", f"--input={src}", f"--out={out}"])
-  assert result.returncode == 2 and "has no 'images' array" in result.stderr
-  result = run(["-m", "gen.sample", f"--workdir={workdir}", f"--out={out}"])
-  assert result.returncode == 2 and "use python -m gen.translate" in result.stderr
+  with pytest.raises(UserError, match="has no 'images' array"):
+    read_images(src)
 
 
 def test_cyclegan_resume_is_bitwise_identical_including_the_pool(tmp_path):

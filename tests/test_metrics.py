@@ -82,7 +82,7 @@ def test_precision_recall():
   assert p == 0.0 and r == 0.0
 
 
-def test_digit_network_is_accurate_and_its_features_deterministic(mnist5k_builder):
+def test_digit_network_is_accurate_and_its_features_deterministic(mnist5k_builder, optimized_jax):
   from gen.metrics.digits import MIN_ACCURACY, DigitFeatures
   net = DigitFeatures()
   assert net.accuracy >= MIN_ACCURACY

@@ -169,7 +169,7 @@ def test_translate_with_a_malformed_input_file(tmp_path):
   garbage.write_bytes(b"not a zip file at all")
   result = run(["-m", "gen.translate", f"--workdir={tmp_path}", f"--input={garbage}",
                 f"--out={tmp_path / 'o.npz'}"])
-  assert result.returncode == 2 and "cannot read" in result.stderr and "Traceback" not in result.stderr
+  assert result.returncode == 2 and "is not an .npz file" in result.stderr and "Traceback" not in result.stderr
 
 
 def _truncate_state(workdir, step):

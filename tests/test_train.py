@@ -93,11 +93,8 @@ def test_four_devices_match_one_device(tmp_path):
 
 @pytest.mark.parametrize("args,devices,message", [
     (["--config.model.no_such_key=1"], 1, "no_such_key"),
-    (["--config.optim.g_lr=-0.1"], 1, "error: optim.g_lr=-0.1 must be positive"),
     (["--config.optim.g_lr=fast"], 1, "fast"),
     (["--config.batch_size=6"], 4, "error: batch_size=6 must be a positive multiple of the device count (4)"),
-    (["--config.data.name=no_such_dataset"], 1, "error: unknown dataset 'no_such_dataset'"),
-    (["--config.data.image_size=48"], 1, "error: the convolutional models do not support image size 48"),
     (["--config=gen/configs/gan.py:nope"], 1, "unknown gan config variant 'nope'"),
 ])
 def test_bad_input_is_one_clear_line(tmp_path, args, devices, message):
@@ -105,6 +102,18 @@ def test_bad_input_is_one_clear_line(tmp_path, args, devices, message):
   assert result.returncode != 0
   assert message in result.stderr
   assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("section,name,value,message", [
+    ("optim", "g_lr", -0.1, "optim.g_lr=-0.1 must be positive"),
+    ("data", "name", "no_such_dataset", "unknown dataset 'no_such_dataset'"),
+    ("data", "image_size", 48, "the convolutional models do not support image size 48"),
+])
+def test_bad_values_stop_the_run_at_start(tmp_path, section, name, value, message):
+  c = tiny_config()
+  c[section][name] = value
+  with pytest.raises(UserError, match=f"^{message}"):
+    trainer.train(c, str(tmp_path))
 
 
 def test_unwritable_workdir(tmp_path):

@@ -15,7 +15,7 @@ import numpy as np
 import optax
 
 from gen import checks, images
-from gen.configs.common import trainer_config
+from gen.configs.common import shrink_to_tiny, trainer_config
 from gen.families import Family, register
 from gen.train_state import ModelState
 
@@ -79,11 +79,9 @@ def get_config(arg=None):
   del arg
   c = trainer_config()
   c.family = "toy_autoencoder"
-  c.batch_size = 16
+  shrink_to_tiny(c, batch_size=16)
   c.num_steps = 6
   c.steps_per_call = 2
-  c.log_every = 1
-  c.sample_every = c.checkpoint_every = 2
   c.model = ml_collections.ConfigDict({"code": 8, "noise": 0.1})
   c.optim = ml_collections.ConfigDict({"lr": 1e-3})
   return c

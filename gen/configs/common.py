@@ -40,3 +40,14 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.eval.best_metric = ""  # e.g. fid_digits: also keep the best checkpoint in checkpoints_best/
   c.eval.best_mode = "min"  # min | max
   return c
+
+
+def shrink_to_tiny(c: ml_collections.ConfigDict, batch_size: int) -> None:
+  """The trainer's half of every `:tiny` variant: 2 steps, each event at least once, a small
+  batch and grid; the family's config shrinks its own model."""
+  c.batch_size = batch_size
+  c.num_steps = 2
+  c.log_every = 1
+  c.sample_every = c.checkpoint_every = 2
+  c.eval_every = 0  # evaluates eval.metrics once, at the end
+  c.sample_grid = 4

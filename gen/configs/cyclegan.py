@@ -24,7 +24,7 @@ batch 1, 100 epochs at 2e-4 then 100 decaying to 0).
 
 import ml_collections
 
-from gen.configs.common import trainer_config
+from gen.configs.common import shrink_to_tiny, trainer_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -68,11 +68,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg == "tiny":  # every moving part in seconds: tests and smoke runs
     c.model.ngf = c.model.ndf = 4
     c.model.blocks = 1
-    c.batch_size = 2
-    c.num_steps = 2
-    c.log_every = 1
-    c.sample_every = c.checkpoint_every = 2
-    c.eval_every = 0
+    shrink_to_tiny(c, batch_size=2)
     c.pool.size = 3
     c.eval.batch_size = 500
   elif arg != "digits2bold":

@@ -24,7 +24,7 @@ Any value can be overridden: `--config.loss.kind=hinge --config.model.conditiona
 
 import ml_collections
 
-from gen.configs.common import trainer_config
+from gen.configs.common import shrink_to_tiny, trainer_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -69,12 +69,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   elif arg == "tiny":  # every moving part in seconds: tests and smoke runs
     c.model.ngf = c.model.ndf = 8
     c.model.z_dim = 16
-    c.batch_size = 8
+    shrink_to_tiny(c, batch_size=8)
     c.steps_per_call = 2
-    c.num_steps = 2
-    c.log_every = 1
-    c.sample_every = c.checkpoint_every = 2
-    c.sample_grid = 4
     c.eval.metrics = c.eval.best_metric = ""
   elif arg == "mnist":
     c.data.name = "mnist"

@@ -28,7 +28,7 @@ Other options: --config.objective.train_k=K (IWAE bound), --config.objective.bet
 
 import ml_collections
 
-from gen.configs.common import trainer_config
+from gen.configs.common import shrink_to_tiny, trainer_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -72,13 +72,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     pass
   elif arg == "tiny":  # every moving part in seconds: tests and smoke runs
     c.model.hidden_units, c.model.latents = 32, 4
-    c.batch_size = 20
+    shrink_to_tiny(c, batch_size=20)
     c.steps_per_call = 2
-    c.num_steps = 2
-    c.log_every = 1
-    c.sample_every = c.checkpoint_every = 2
-    c.eval_every = 0
-    c.sample_grid = 4
     c.eval.num_importance = 4
     c.eval.batch_size = 300  # 1,000 test digits: the last batch is padded
   elif arg == "conv":
