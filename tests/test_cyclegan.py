@@ -49,7 +49,7 @@ def test_generator_output_range_and_six_blocks_below_256():
   family = Family(c, DatasetInfo("d", (28, 28, 1), 10, 2000))
   state = jax.jit(family.init_state)(jax.random.key(0))
   x = jax.random.uniform(jax.random.key(1), (2, 28, 28, 1), minval=-1, maxval=1)
-  y = family._translate(state, x, "AtoB")  # pylint: disable=protected-access
+  y = family.jit_translate_batch(state, x, "AtoB")
   assert y.shape == x.shape and float(jnp.abs(y).max()) <= 1.0
 
 

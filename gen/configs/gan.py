@@ -5,8 +5,8 @@ non-saturating loss, Adam(2e-4, 0.5, 0.999), EMA of G, 2,000 steps, evaluated
 at steps 1,000 and 2,000 with FID/KID/precision/recall on the digit
 classifier's features (4,000 EMA samples vs the 1,000 test digits; the best
 checkpoint by FID-digits goes to checkpoints_best/). Measured on 2 CPU cores:
-~11 steps/s, 3 min 40 s in all; workdir/samples/ shows recognisable digits from
-about step 1,500; at the end FID-digits 152.9, KID-digits 53.9, precision 0.53,
+~11 steps/s, 3 min 31 s in all; workdir/samples/ shows recognisable digits from
+about step 1,500; at the end FID-digits 149.5, KID-digits 53.2, precision 0.52,
 recall 0.65 (the floor, mnist5k train vs test: FID-digits 7.6):
 
   python train_gan.py --workdir runs/gan

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import functools
 from typing import Any, ClassVar
 
 import flax.struct
@@ -27,6 +28,7 @@ import numpy as np
 
 from gen import images
 from gen.errors import UserError
+from gen.train_state import step_key
 
 
 # -- what the step reads --------------------------------------------------------
@@ -135,7 +137,6 @@ class Family(abc.ABC):
 
     -> (state, (values, valid, finite)); the trainer jits and scans this.
     """
-    from gen.train_state import step_key  # pylint: disable=g-import-not-at-top
     new, metrics = self.update(state, batch, step_key(state.key, state.step))
     values, valid = split_metrics(metrics)
     return new.replace(step=state.step + 1), (values, valid, all_finite(values, valid))
@@ -161,6 +162,11 @@ class Translator(abc.ABC):
   def translate_batch(self, state, x: jax.Array, direction: str) -> jax.Array:
     """Images in `value_range` of the source domain -> the target domain, traceable."""
 
+  @functools.cached_property
+  def jit_translate_batch(self):
+    """translate_batch, compiled once per family (pictures and gen.translate reuse it)."""
+    return jax.jit(self.translate_batch, static_argnums=2)
+
   def translate(self, state, images_u8: np.ndarray, direction: str, batch: int = 64) -> np.ndarray:
     """uint8 [N, H, W, C] -> uint8 [N, H, W, C] in the other domain."""
     if direction not in self.directions:
@@ -170,13 +176,11 @@ class Translator(abc.ABC):
       got = "x".join(map(str, images_u8.shape[1:])) if images_u8.ndim == 4 else str(images_u8.shape)
       raise UserError(f"input images are {got}; this model translates "
                       f"{'x'.join(map(str, want))} (HxWxC) images")
-    if not hasattr(self, "_jit_translate"):
-      self._jit_translate = jax.jit(self.translate_batch, static_argnums=2)
     lo, hi = self.value_range
     out = []
     for i in range(0, len(images_u8), batch):
       x = jnp.asarray(images_u8[i:i + batch], jnp.float32) * ((hi - lo) / 255.0) + lo
-      out.append(images.to_uint8(self._jit_translate(state, x, direction), self.value_range))
+      out.append(images.to_uint8(self.jit_translate_batch(state, x, direction), self.value_range))
     return np.concatenate(out) if out else np.zeros((0,) + want, np.uint8)
 
 

@@ -81,7 +81,6 @@ class Family(base.Family, base.Translator):
     o = config.optim
     steps_per_epoch = max(1, info.num_examples // max(1, config.batch_size))
     self.tx = optax.adam(learning_rate(o, steps_per_epoch), o.b1, o.b2)
-    self._translate = jax.jit(self.translate_batch, static_argnums=2)
 
   # -- state ----------------------------------------------------------------
 
@@ -149,8 +148,8 @@ class Family(base.Family, base.Translator):
     out = {}
     for name, src, there, back in (("AtoBtoA", "A", "AtoB", "BtoA"), ("BtoAtoB", "B", "BtoA", "AtoB")):
       x = jnp.asarray(examples[src])
-      y = self._translate(state, x, there)
-      z = self._translate(state, y, back)
+      y = self.jit_translate_batch(state, x, there)
+      z = self.jit_translate_batch(state, y, back)
       rows = jnp.stack([x, y, z], axis=1).reshape((-1,) + x.shape[1:])
       out[name] = images.grid(images.to_uint8(rows, self.value_range), 3 * 4)
     return out
