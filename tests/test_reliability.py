@@ -104,11 +104,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caps
   straight, broken = str(tmp_path / "straight"), str(tmp_path / "broken")
   trainer.train(vae_config(6), straight)
   trainer.train(vae_config(4), broken)  # checkpoints 2 and 4
-  state_dir = os.path.join(broken, "checkpoints", "4", "state")
-  files = [os.path.join(d, f) for d, _, fs in os.walk(state_dir) for f in fs]
-  for f in files:  # truncate every file of step 4's state
-    with open(f, "r+b") as fh:
-      fh.truncate(max(0, os.path.getsize(f) // 3))
+  _truncate_state(broken, 4)
   capsys.readouterr()
   trainer.train(vae_config(6), broken)
   err = capsys.readouterr().err
@@ -173,6 +169,7 @@ def test_translate_with_a_malformed_input_file(tmp_path):
 
 
 def _truncate_state(workdir, step):
+  """Truncates every file of checkpoint `step`'s state to a third."""
   state_dir = os.path.join(workdir, "checkpoints", str(step), "state")
   for d, _, fs in os.walk(state_dir):
     for f in fs:
