@@ -5,7 +5,7 @@ probability of "real" where that reading applies.
 """
 
 import dataclasses
-from typing import Callable
+from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
@@ -83,19 +83,52 @@ class CriticBatch:
 
 @dataclasses.dataclass(frozen=True)
 class DRegularizer:
-  """A term added to D's loss: `scale * weight * penalty(batch)`, weight = config.loss.<weight>.
+  """A term added to D's loss: `scale * weight * value`, weight = config.loss.<weight>.
 
-  Active when the weight is > 0; logged as `name`. A new regulariser is one more entry in
-  D_REGULARIZERS: the GAN step adds every active one without further edits.
+  `penalty(batch, state, loss_config) -> (value, state)`. A regulariser with `init` keeps
+  state (LeCam's averages): `init(loss_config)` is its first value, and it lives in the train
+  state, so it is checkpointed and resume stays exact; without `init` the state is None.
+  Active when the weight is > 0; logged as its name. A new
+  regulariser is one more entry in D_REGULARIZERS: the GAN step adds every active one
+  without further edits.
   """
   weight: str  # the config.loss field holding its weight
-  penalty: Callable[[CriticBatch], jax.Array]
+  penalty: Callable[[CriticBatch, Any, Any], tuple[jax.Array, Any]]
   scale: float = 1.0
+  init: Callable[[Any], Any] | None = None
+
+
+def stateless(fn: Callable[[CriticBatch], jax.Array]):
+  """A penalty of the batch alone, as DRegularizer.penalty."""
+  return lambda batch, state, loss_config: (fn(batch), state)
+
+
+def lecam_penalty(batch: CriticBatch, ema: dict, decay: float) -> tuple[jax.Array, dict]:
+  """LeCam (Tseng et al. 2021): mean(relu(D(x) - a_F)^2) + mean(relu(a_R - D(G(z)))^2).
+
+  a_R, a_F are exponential moving averages (zero-debiased) of the mean logits on real and
+  fake images, this step's included, as in the authors' google/lecam-gan
+  (stylegan2/lecam_loss.py, decay 0.99). `ema` holds the raw averages and their count.
+  """
+  sg = jax.lax.stop_gradient
+  count = ema["count"] + 1
+  real = decay * ema["real"] + (1.0 - decay) * sg(jnp.mean(batch.real_logits))
+  fake = decay * ema["fake"] + (1.0 - decay) * sg(jnp.mean(batch.fake_logits))
+  debias = 1.0 - decay ** count.astype(jnp.float32)
+  anchor_real, anchor_fake = real / debias, fake / debias
+  value = (jnp.mean(jax.nn.relu(batch.real_logits - anchor_fake) ** 2)
+           + jnp.mean(jax.nn.relu(anchor_real - batch.fake_logits) ** 2))
+  return value, {"real": real, "fake": fake, "count": count}
 
 
 D_REGULARIZERS = {
-    "gp": DRegularizer("gp_weight", lambda b: gradient_penalty(b.critic, b.real, b.fake, b.key)),
-    "r1": DRegularizer("r1_gamma", lambda b: r1_penalty(b.critic, b.real), scale=0.5),
+    "gp": DRegularizer("gp_weight", stateless(
+        lambda b: gradient_penalty(b.critic, b.real, b.fake, b.key))),
+    "r1": DRegularizer("r1_gamma", stateless(lambda b: r1_penalty(b.critic, b.real)), scale=0.5),
+    "lecam": DRegularizer(
+        "lecam_weight", lambda b, ema, l: lecam_penalty(b, ema, l.lecam_decay),
+        init=lambda l: {"real": jnp.zeros(()), "fake": jnp.zeros(()),
+                        "count": jnp.zeros((), jnp.int32)}),
 }
 
 

@@ -127,3 +127,35 @@ def test_conditional_needs_labels_and_sizes_must_be_supported():
     Family(tiny(model__conditional=True), DatasetInfo("toy", (28, 28, 1), 0, 100))
   with pytest.raises(UserError, match="do not support image size 48"):
     Family(tiny(), DatasetInfo("toy", (48, 48, 3), 0, 100))
+
+
+def test_lecam_keeps_its_averages_in_the_state_and_others_keep_round_1s_layout():
+  family = Family(tiny(loss__lecam_weight=0.3, loss__lecam_decay=0.9), INFO)
+  state, history = run_steps(family, 2)
+  assert history[0]["lecam"] >= 0 and np.isfinite(history[1]["lecam"])
+  ema = state.d_reg["lecam"]
+  assert int(ema["count"]) == 2
+  # raw EMA after two steps: 0.9 * (0.1 d_real_1) + 0.1 d_real_2 (d_real is the batch mean logit)
+  np.testing.assert_allclose(ema["real"], 0.09 * history[0]["d_real"] + 0.1 * history[1]["d_real"],
+                             rtol=1e-4, atol=1e-7)
+  # Without a stateful regulariser the state has exactly round 1's fields: old checkpoints restore.
+  for overrides in ({}, dict(loss__gp_weight=1.0, loss__r1_gamma=1.0)):
+    plain = jax.eval_shape(Family(tiny(**overrides), INFO).init_state, jax.random.key(0))
+    assert list(plain.__dataclass_fields__) == ["step", "key", "g", "d", "ema_params"]
+
+
+def test_a_new_d_regularizer_plugs_in_without_editing_the_step(monkeypatch):
+  from gen import losses  # pylint: disable=g-import-not-at-top
+  monkeypatch.setitem(losses.D_REGULARIZERS, "logit_l2", losses.DRegularizer(
+      "logit_l2_weight", losses.stateless(
+          lambda b: jnp.mean(b.real_logits ** 2) + jnp.mean(b.fake_logits ** 2))))
+  c = tiny()
+  with c.unlocked():
+    c.loss.logit_l2_weight = 0.0
+  _, off = run_steps(Family(c, INFO), 1)
+  c.loss.logit_l2_weight = 10.0
+  state, on = run_steps(Family(c, INFO), 1)
+  assert "logit_l2" not in off[0] and on[0]["logit_l2"] > 0
+  # Same batch and init: D's adversarial loss is the same, the penalty moved D elsewhere.
+  np.testing.assert_allclose(on[0]["d_loss"], off[0]["d_loss"], rtol=1e-6)
+  assert on[0]["d_grad_norm"] != off[0]["d_grad_norm"]

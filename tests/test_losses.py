@@ -46,3 +46,24 @@ def test_penalties_on_a_linear_critic():
   assert float(losses.gradient_penalty(critic, real, fake, jax.random.key(0))) == pytest.approx(16.0)
   assert float(losses.r1_penalty(critic, real)) == pytest.approx(25.0)
   np.testing.assert_allclose(losses.d_loss("wgan", critic(real), critic(fake)), -7.0)
+
+
+def test_lecam_penalty_by_hand():
+  """google/lecam-gan: EMAs (zero-debiased) of the mean logits; penalty on the far side of them."""
+  import jax  # pylint: disable=g-import-not-at-top
+  batch = losses.CriticBatch(critic=None, real=None, fake=None, real_logits=REAL, fake_logits=FAKE,
+                             key=jax.random.key(0))
+  ema = {"real": jnp.zeros(()), "fake": jnp.zeros(()), "count": jnp.zeros((), jnp.int32)}
+  value, ema = losses.lecam_penalty(batch, ema, decay=0.9)
+  # Step 1, debiased: the anchors are this batch's means, a_R = 1, a_F = 0.
+  # relu(D(x) - 0)^2 = [0, 4] -> 2; relu(1 - D(G(z)))^2 = [4, 0] -> 2.
+  np.testing.assert_allclose(value, 4.0, rtol=1e-6)
+  np.testing.assert_allclose([ema["real"], ema["fake"]], [0.1, 0.0], atol=1e-7)
+  assert int(ema["count"]) == 1
+  # Step 2 with logits shifted by +1: raw EMA a = 0.9 a + 0.1 mean, debiased by 1 - 0.9^2.
+  batch = batch.__class__(**{**batch.__dict__, "real_logits": REAL + 1, "fake_logits": FAKE + 1})
+  value, ema = losses.lecam_penalty(batch, ema, decay=0.9)
+  a_r, a_f = (0.9 * 0.1 + 0.1 * 2.0) / 0.19, (0.0 + 0.1 * 1.0) / 0.19
+  want = np.mean(np.maximum(np.array([1.0, 3.0]) - a_f, 0) ** 2) + np.mean(
+      np.maximum(a_r - np.array([0.0, 2.0]), 0) ** 2)
+  np.testing.assert_allclose(value, want, rtol=1e-5)

@@ -48,6 +48,21 @@ def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path):
   assert sorted(os.listdir(os.path.join(resumed, "checkpoints"))) == ["2", "4", "6"]
 
 
+def test_resume_is_exact_with_a_stateful_d_regularizer(tmp_path):
+  """LeCam's moving averages are part of the checkpoint: a resumed run continues them exactly."""
+  config = lambda n: tiny_config(num_steps=n, loss=dict(kind="hinge", lecam_weight=0.3, lecam_decay=0.99))
+  straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
+  trainer.train(config(4), straight)
+  trainer.train(config(2), resumed)
+  trainer.train(config(4), resumed)
+  a, _ = restore(straight, config(4))
+  b, _ = restore(resumed, config(4))
+  assert int(b.d_reg["lecam"]["count"]) == 4
+  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+    np.testing.assert_array_equal(x, y)
+  assert metrics(straight) == metrics(resumed) and "lecam" in metrics(straight)[0]
+
+
 def test_train_gan_cli_end_to_end_and_sample(tmp_path):
   workdir = str(tmp_path / "run")
   result = run(["train_gan.py", f"--workdir={workdir}", *TINY_GAN])

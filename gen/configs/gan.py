@@ -19,7 +19,8 @@ or downloadable:
   celeb_a    64x64x3 (central crop, resize), 50k steps: the pytorch/examples setup.
   sngan      cifar10 with spectral norm, no BN in D, hinge loss, n_critic 1.
   wgan_gp    cifar10 with WGAN-GP (lambda 10, n_critic 5, Adam(1e-4, 0.5, 0.9)), no BN in D.
-Any value can be overridden: `--config.loss.kind=hinge --config.model.conditional=True`.
+Any value can be overridden: `--config.loss.kind=hinge --config.model.conditional=True`,
+`--config.loss.lecam_weight=0.3` (LeCam regularisation of D).
 """
 
 import ml_collections
@@ -49,6 +50,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss.n_critic = 1  # D updates per G update
   c.loss.gp_weight = 0.0  # WGAN-GP lambda; > 0 adds the penalty to D's loss
   c.loss.r1_gamma = 0.0  # R1 weight gamma; the penalty is gamma/2 * E||grad D(x)||^2
+  c.loss.lecam_weight = 0.0  # LeCam (Tseng et al. 2021) lambda; > 0 adds it to D's loss
+  c.loss.lecam_decay = 0.99  # of LeCam's moving averages of D's mean outputs
 
   c.optim = ml_collections.ConfigDict()
   c.optim.g_lr = 2e-4

@@ -27,6 +27,13 @@ class GANState:
   ema_params: Any  # EMA of G's params: what samples and evaluation use
 
 
+@flax.struct.dataclass
+class RegularizedGANState(GANState):
+  """With a D regulariser that keeps state on (LeCam). A separate class so that every other
+  configuration keeps round 1's state layout, and its checkpoints keep restoring."""
+  d_reg: Any  # {name: state} of the active D regularisers that keep state
+
+
 @register("gan")
 class Family(base.Family, base.Sampler):
   value_range = (-1.0, 1.0)
@@ -46,7 +53,7 @@ class Family(base.Family, base.Sampler):
     checks.one_of(config, "model.d_norm", ("batch", "layer", "none"))
     checks.positive(config, "optim.g_lr", "optim.d_lr", "model.z_dim", "model.ngf", "model.ndf",
                     "loss.n_critic")
-    checks.in_unit_interval(config, "optim.b1", "optim.b2", "model.ema_decay")
+    checks.in_unit_interval(config, "optim.b1", "optim.b2", "model.ema_decay", "loss.lecam_decay")
     checks.non_negative(config, *(f"loss.{r.weight}" for r in losses.D_REGULARIZERS.values()))
 
   def __init__(self, config, info: DatasetInfo):
@@ -63,6 +70,7 @@ class Family(base.Family, base.Sampler):
     # The D regularisers this config turns on: {name: (regulariser, weight)}.
     self.regularizers = {name: (r, config.loss[r.weight])
                          for name, r in losses.D_REGULARIZERS.items() if config.loss[r.weight] > 0}
+    self.stateful = tuple(name for name, (r, _) in self.regularizers.items() if r.init)
     self._generate = jax.jit(self.generate)  # built once: sampling recurs during training
 
   # -- state ----------------------------------------------------------------
@@ -76,9 +84,13 @@ class Family(base.Family, base.Sampler):
     x = jnp.zeros((2,) + self.info.image_shape)
     g_vars = self.generator.init(kg, z, self._labels(2))
     d_vars = self.discriminator.init(kd, x, self._labels(2))
-    return GANState(step=jnp.zeros((), jnp.int32), key=jax.random.key_data(kbase),
-                    g=ModelState.create(g_vars, self.g_tx), d=ModelState.create(d_vars, self.d_tx),
-                    ema_params=g_vars["params"])
+    fields = dict(step=jnp.zeros((), jnp.int32), key=jax.random.key_data(kbase),
+                  g=ModelState.create(g_vars, self.g_tx), d=ModelState.create(d_vars, self.d_tx),
+                  ema_params=g_vars["params"])
+    if not self.stateful:
+      return GANState(**fields)
+    return RegularizedGANState(**fields, d_reg={
+        name: self.regularizers[name][0].init(self.config.loss) for name in self.stateful})
 
   # -- training -------------------------------------------------------------
 
@@ -110,12 +122,17 @@ class Family(base.Family, base.Sampler):
       metrics = {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)}
       critic = lambda x: self._d(d_params, new["batch_stats"], x, labels, update_stats=False)[0]
       seen = losses.CriticBatch(critic, real, fake, real_logits, fake_logits, key_reg)
+      reg_states = {}
       for name, (reg, weight) in self.regularizers.items():
-        metrics[name] = reg.penalty(seen)
+        metrics[name], reg_state = reg.penalty(
+            seen, state.d_reg[name] if name in self.stateful else None, l)
+        if name in self.stateful:
+          reg_states[name] = reg_state
         loss += reg.scale * weight * metrics[name]
-      return loss, (new["batch_stats"], metrics)
+      return loss, (new["batch_stats"], metrics, reg_states)
 
-    (_, (d_stats, metrics)), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d.params)
+    (_, (d_stats, metrics, d_reg)), d_grads = jax.value_and_grad(
+        d_loss_fn, has_aux=True)(state.d.params)
     d = state.d.apply_gradients(d_grads, batch_stats=d_stats)
     metrics["d_grad_norm"] = optax.global_norm(d_grads)
 
@@ -140,7 +157,8 @@ class Family(base.Family, base.Sampler):
           g_step, g_update, lambda _: (state.g, state.ema_params, zero, zero), None)
       metrics.update(g_loss=base.Sometimes(g_loss, g_step),
                      g_grad_norm=base.Sometimes(g_norm, g_step))
-    return state.replace(g=g, d=d, ema_params=ema), metrics
+    new = state.replace(g=g, d=d, ema_params=ema)
+    return (new.replace(d_reg=d_reg) if self.stateful else new), metrics
 
   # -- sampling -------------------------------------------------------------
 
