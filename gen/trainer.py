@@ -46,9 +46,12 @@ def check_config(config) -> None:
 
 
 def data_info(builder, splits: tuple[str, ...], config) -> DatasetInfo:
-  """One DatasetInfo for the splits a family reads (their images must agree in shape);
-  num_examples is the largest split's, for this process."""
-  infos = [dataset_info(builder, split, config.data.image_size, **_processes()) for split in splits]
+  """One DatasetInfo for the splits a family reads (their images must agree in shape).
+
+  num_examples is the largest split's whole size, over all processes: a family's epoch is
+  the same on any number of hosts (each process reads its own slice; see Pipeline).
+  """
+  infos = [dataset_info(builder, split, config.data.image_size) for split in splits]
   if len({i.image_shape for i in infos}) > 1:
     raise UserError(f"the splits {', '.join(splits)} of {infos[0].name!r} have images of "
                     f"different shapes: set --config.data.image_size")

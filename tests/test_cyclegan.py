@@ -228,3 +228,15 @@ def test_bad_values():
     Family(c, info)
   with pytest.raises(UserError, match="divisible by 4"):
     Family(get_config(), DatasetInfo("d", (30, 30, 1), 10, 2000))
+
+
+def test_an_epoch_is_the_whole_split_on_any_number_of_processes(monkeypatch):
+  """Each process reads a slice of trainA/trainB, but the lr schedule's epoch is the whole split
+  over the global batch: on N hosts the decay must not start N times too early."""
+  builder = open_builder("digits2bold")
+  c = get_config("tiny")
+  one = trainer.data_info(builder, ("trainA", "trainB"), c)
+  monkeypatch.setattr(trainer.jax, "process_count", lambda: 2)
+  two = trainer.data_info(builder, ("trainA", "trainB"), c)
+  assert one == two and one.num_examples == max(
+      builder.info.splits[s].num_examples for s in ("trainA", "trainB"))

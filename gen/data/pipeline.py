@@ -108,7 +108,7 @@ class DatasetInfo:
   name: str
   image_shape: tuple[int, int, int]  # (H, W, C) after the pipeline's resize
   num_classes: int  # 0 when the dataset has no `label` class feature
-  num_examples: int  # in the requested split, for this process
+  num_examples: int  # in the requested split (this process's slice where dataset_info is given one)
 
 
 def _image_feature(builder, image_key: str):
