@@ -2,6 +2,7 @@
 
   python -m gen.evaluate --workdir runs/vae --metrics nll --num-importance 1000
   python -m gen.evaluate --workdir runs/gan --metrics fid_digits,kid_digits,pr_digits
+  python -m gen.evaluate --workdir runs/abl --member 2      # one member of a run with members
   python -m gen.evaluate --images samples.npz --ref mnist5k:test --metrics fid_digits
   python -m gen.evaluate --images mnist5k:train --ref mnist5k:test --metrics fid_digits
 
@@ -29,6 +30,7 @@ flags.DEFINE_integer("num-samples", None, "Generated images for fid/kid/is/pr (-
 flags.DEFINE_bool("recompute-reference", False, "Recompute cached reference features.")
 flags.DEFINE_string("metrics", None, "Comma-separated metric names (default: the run's eval.metrics).")
 flags.DEFINE_integer("num-importance", None, "nll: importance samples K per example.")
+flags.DEFINE_integer("member", None, "With a run of several members (seeds, vary): which one.")
 flags.DEFINE_string("split", None, "Split to evaluate on (default: the run's eval.split).")
 FLAGS = flags.FLAGS
 
@@ -79,7 +81,7 @@ def main():
       raise UserError("no metrics to compute: pass --metrics (e.g. --metrics fid_digits)")
     print(json.dumps(_evaluate_images(names)))
     return
-  config, family, state = run_dir.restore_for_inference(FLAGS.workdir)
+  config, family, state = run_dir.restore_for_inference(FLAGS.workdir, FLAGS.member)
   if FLAGS["num-importance"].value is not None:
     config.eval.num_importance = FLAGS["num-importance"].value
   if FLAGS["num-samples"].value is not None:
@@ -94,7 +96,8 @@ def main():
   metrics.check(names, config, family)
   builder = open_builder(config.data.name, config.data.data_dir or None)
   results = trainer.evaluate(config, family, state, builder, sharding.make_mesh(), names)
-  print(json.dumps({"step": int(state.step), **results}))
+  member = {"member": FLAGS.member} if FLAGS.member is not None else {}
+  print(json.dumps({"step": int(state.step), **member, **results}))
   sys.stdout.flush()
 
 

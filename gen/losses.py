@@ -85,7 +85,8 @@ class CriticBatch:
 class DRegularizer:
   """A term added to D's loss: `scale * weight * value`, weight = config.loss.<weight>.
 
-  `penalty(batch, state, loss_config) -> (value, state)`. A regulariser with `init` keeps
+  `penalty(batch, state, setting) -> (value, state)`, `setting(name)` the value of
+  config.loss.<name> (a member's own, when varied; see gen.members). A regulariser with `init` keeps
   state (LeCam's averages): `init(loss_config)` is its first value, and it lives in the train
   state, so it is checkpointed and resume stays exact; without `init` the state is None.
   Active when the weight is > 0; logged as its name. A new
@@ -100,7 +101,7 @@ class DRegularizer:
 
 def stateless(fn: Callable[[CriticBatch], jax.Array]):
   """A penalty of the batch alone, as DRegularizer.penalty."""
-  return lambda batch, state, loss_config: (fn(batch), state)
+  return lambda batch, state, setting: (fn(batch), state)
 
 
 def lecam_penalty(batch: CriticBatch, ema: dict, decay: float) -> tuple[jax.Array, dict]:
@@ -126,7 +127,7 @@ D_REGULARIZERS = {
         lambda b: gradient_penalty(b.critic, b.real, b.fake, b.key))),
     "r1": DRegularizer("r1_gamma", stateless(lambda b: r1_penalty(b.critic, b.real)), scale=0.5),
     "lecam": DRegularizer(
-        "lecam_weight", lambda b, ema, l: lecam_penalty(b, ema, l.lecam_decay),
+        "lecam_weight", lambda b, ema, setting: lecam_penalty(b, ema, setting("lecam_decay")),
         init=lambda l: {"real": jnp.zeros(()), "fake": jnp.zeros(()),
                         "count": jnp.zeros((), jnp.int32)}),
 }

@@ -7,6 +7,9 @@
   workdir/samples/*.png       the family's pictures
   workdir/tensorboard/        the same scalars as TensorBoard events
 
+A run with members (gen.members) keeps one sample folder and one TensorBoard run per member
+(samples/member_<i>/, tensorboard/member_<i>/) and tags its metrics.jsonl rows with `member`.
+
 The read-only tools (gen.sample, gen.evaluate, gen.translate) use `restore_for_inference`,
 which never renames, moves or deletes anything here.
 """
@@ -18,6 +21,7 @@ import os
 
 import jax
 
+from gen import members as members_lib
 from gen import sharding
 from gen.checkpointing import Checkpointer, abstract_like
 from gen.data import DatasetInfo
@@ -67,8 +71,9 @@ def family_for(workdir: str, ckpt: Checkpointer):
   return config, get_family(config.family)(config, info)
 
 
-def restore_for_inference(workdir: str):
-  """(config, family, state) from a run's newest readable checkpoint, replicated on all devices.
+def restore_run(workdir: str):
+  """(config, family, state, members) from a run's newest readable checkpoint, the whole state
+  (every member) replicated on all devices; members is None for a run without members.
 
   Read-only: an unreadable checkpoint is reported and skipped, never moved.
   """
@@ -78,7 +83,29 @@ def restore_for_inference(workdir: str):
   if ckpt.latest_step() is None:
     raise UserError(f"no checkpoint in {workdir!r}")
   config, family = family_for(workdir, ckpt)
-  shapes = jax.eval_shape(family.init_state, jax.random.key(config.seed))
+  members = members_lib.from_config(config, type(family), family.info)
+  if members:
+    keys = jax.vmap(jax.random.key)(jax.numpy.asarray(members.seeds))
+    shapes = jax.eval_shape(jax.vmap(family.init_state), keys)
+  else:
+    shapes = jax.eval_shape(family.init_state, jax.random.key(config.seed))
   state, _ = ckpt.restore_latest_usable(
       abstract_like(shapes, sharding.replicated(sharding.make_mesh())), config.family)
-  return config, family, state
+  return config, family, state, members
+
+
+def restore_for_inference(workdir: str, member: int | None = None):
+  """(config, family, state) of one model of a run: the run's, or member `member`'s (then the
+  config and family are that member's: its seed and varied values), replicated on all devices.
+  """
+  config, family, state, members = restore_run(workdir)
+  if members is None:
+    if member not in (None, 0):
+      raise UserError(f"{workdir!r} holds a run without members: --member must be left out")
+    return config, family, state
+  if member is None or not 0 <= member < members.count:
+    raise UserError(f"{workdir!r} holds {members.count} members: pass --member 0..{members.count - 1} "
+                    f"(e.g. --member 0 is {members.label(0)})")
+  config = members.config_for(config, member)
+  family = get_family(config.family)(config, family.info)
+  return config, family, sharding.take_member(state, member, sharding.replicated(sharding.make_mesh()))

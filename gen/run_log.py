@@ -1,4 +1,9 @@
-"""Where a run's scalars go: workdir/metrics.jsonl, TensorBoard events and a console line."""
+"""Where a run's scalars go: workdir/metrics.jsonl, TensorBoard events and a console line.
+
+A run with members (gen.members) writes one row per member, tagged with `member`, its `seed`
+and its varied values, and one TensorBoard run per member (tensorboard/member_<i>/), so
+TensorBoard overlays the members' curves.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +18,19 @@ import numpy as np
 
 class RunLog:
 
-  def __init__(self, workdir: str, total_steps: int):
+  def __init__(self, workdir: str, total_steps: int, members=None):
     self.path = os.path.join(workdir, "metrics.jsonl")
     self.total_steps = total_steps
-    from flax.metrics import tensorboard as flax_tb  # pylint: disable=g-import-not-at-top
-    self._tb = flax_tb.SummaryWriter(os.path.join(workdir, "tensorboard"))
+    self.members = members  # gen.members.Members, or None
+    self._workdir = workdir
+    self._tbs = {}
+
+  def _tb(self, member: int | None):
+    if member not in self._tbs:
+      from flax.metrics import tensorboard as flax_tb  # pylint: disable=g-import-not-at-top
+      sub = "tensorboard" if member is None else os.path.join("tensorboard", f"member_{member:02d}")
+      self._tbs[member] = flax_tb.SummaryWriter(os.path.join(self._workdir, sub))
+    return self._tbs[member]
 
   def truncate_after(self, step: int) -> None:
     """Drops lines logged after `step`: a resumed run rewrites them (same values) itself."""
@@ -28,19 +41,25 @@ class RunLog:
     with open(self.path, "w") as f:
       f.writelines(lines)
 
-  def write(self, step: int, scalars: dict[str, float]) -> None:
-    record = {"step": int(step), **{k: _plain(v) for k, v in scalars.items()}}
+  def write(self, step: int, scalars: dict, member: int | None = None) -> None:
+    """One row: `scalars` at `step`, of `member` (tagged with its seed and values) if given."""
+    tags = self.members.tags(member) if member is not None else {}
+    record = {"step": int(step), **tags,
+              **{k: (v if isinstance(v, str) else _plain(v)) for k, v in scalars.items()}}
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
+    tb = self._tb(member)
     for k, v in scalars.items():
-      if math.isfinite(v):
-        self._tb.scalar(k, v, step)
-    self._tb.flush()
+      if not isinstance(v, str) and math.isfinite(v):
+        tb.scalar(k, v, step)
+    tb.flush()
     shown = " ".join(f"{k} {_fmt(v)}" for k, v in scalars.items())
-    print(f"step {step}/{self.total_steps} | {shown}", file=sys.stderr, flush=True)
+    who = "" if member is None else f" m{member}"
+    print(f"step {step}/{self.total_steps}{who} | {shown}", file=sys.stderr, flush=True)
 
   def close(self) -> None:
-    self._tb.close()
+    for tb in self._tbs.values():
+      tb.close()
 
 
 def _plain(v):
@@ -53,9 +72,13 @@ def _fmt(v) -> str:
 
 
 class Meter:
-  """Collects per-step metric arrays without syncing; means them at log time."""
+  """Collects per-step metric arrays without syncing; means them at log time.
 
-  def __init__(self):
+  Arrays are [steps] or, with K members, [steps, K]; `summary` gives one dict per member.
+  """
+
+  def __init__(self, members: int = 1):
+    self._members = members
     self._chunks = []
     self._start = time.perf_counter()
     self._steps = 0
@@ -69,18 +92,25 @@ class Meter:
     """Leaves time spent outside training (evaluation) out of steps_per_sec."""
     self._start += seconds
 
-  def summary(self, batch_size: int) -> dict[str, float]:
-    chunks = [({k: np.asarray(v, np.float64).reshape(-1) for k, v in values.items()},
-               {k: np.asarray(v, bool).reshape(-1) for k, v in valid.items()})
+  def summary(self, batch_size: int) -> list[dict[str, float]]:
+    """[{name: mean over the interval's valid steps, steps_per_sec, images_per_sec}] per
+    member; images_per_sec counts every member's images."""
+    shape = (-1, self._members)
+    chunks = [({k: np.asarray(v, np.float64).reshape(shape) for k, v in values.items()},
+               {k: np.asarray(v, bool).reshape(shape) for k, v in valid.items()})
               for values, valid in self._chunks]
     elapsed = time.perf_counter() - self._start  # after the fetch above waited for the steps
-    out = {}
+    out = [{} for _ in range(self._members)]
     if chunks:
       for k in chunks[0][0]:
         values = np.concatenate([c[0][k] for c in chunks])
         valid = np.concatenate([c[1][k] for c in chunks])
-        out[k] = float(values[valid].mean()) if valid.any() else float("nan")
-    out["steps_per_sec"] = self._steps / elapsed if elapsed > 0 else float("nan")
-    out["images_per_sec"] = out["steps_per_sec"] * batch_size
+        for m in range(self._members):
+          v = values[:, m][valid[:, m]]
+          out[m][k] = float(v.mean()) if v.size else float("nan")
+    steps_per_sec = self._steps / elapsed if elapsed > 0 else float("nan")
+    for o in out:
+      o["steps_per_sec"] = steps_per_sec
+      o["images_per_sec"] = steps_per_sec * batch_size * self._members
     self._chunks, self._steps, self._start = [], 0, time.perf_counter()
     return out

@@ -1,6 +1,6 @@
 """Samples from a run's latest checkpoint (the EMA generator where the family has one).
 
-  python -m gen.sample --workdir runs/gan --num 1000 --out samples.npz [--seed 0]
+  python -m gen.sample --workdir runs/gan --num 1000 --out samples.npz [--seed 0] [--member I]
 
 Writes `images` (uint8 [N, H, W, C]) and, for class-conditional models,
 `labels` (int32 [N], balanced over the classes) to the .npz file.
@@ -19,6 +19,7 @@ from gen.errors import UserError  # pylint: disable=g-import-not-at-top
 flags.DEFINE_string("workdir", None, "Run directory written by a train_*.py script.", required=True)
 flags.DEFINE_integer("num", 64, "How many images to sample.")
 flags.DEFINE_string("out", None, "Output .npz path.", required=True)
+flags.DEFINE_integer("member", None, "With a run of several members (seeds, vary): which one.")
 flags.DEFINE_integer("seed", 0, "Sampling seed (independent of the training seed).")
 FLAGS = flags.FLAGS
 
@@ -30,7 +31,7 @@ def main():
   from gen.images import write_npz  # pylint: disable=g-import-not-at-top
   from gen.families import Sampler  # pylint: disable=g-import-not-at-top
   from gen.run_dir import restore_for_inference  # pylint: disable=g-import-not-at-top
-  config, family, state = restore_for_inference(FLAGS.workdir)
+  config, family, state = restore_for_inference(FLAGS.workdir, FLAGS.member)
   if not isinstance(family, Sampler):
     raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run, which does not sample images"
                     + (": use python -m gen.translate" if config.family == "cyclegan" else ""))

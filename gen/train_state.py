@@ -26,8 +26,11 @@ class ModelState:
   def variables(self) -> dict:
     return {"params": self.params, "batch_stats": self.batch_stats}
 
-  def apply_gradients(self, grads, **changes) -> "ModelState":
-    updates, opt_state = self.tx.update(grads, self.opt_state, self.params)
+  def apply_gradients(self, grads, tx: optax.GradientTransformation | None = None,
+                      **changes) -> "ModelState":
+    """`tx` (default: the one the state was created with) may be rebuilt from a member's
+    settings (gen.members): same optimizer, same state layout, other hyper-parameters."""
+    updates, opt_state = (tx or self.tx).update(grads, self.opt_state, self.params)
     return self.replace(params=optax.apply_updates(self.params, updates), opt_state=opt_state,
                         **changes)
 

@@ -16,10 +16,12 @@ import sys
 import time
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from gen import checks
 from gen import metrics as metrics_lib
+from gen import members as members_lib
 from gen import run_dir, sharding
 from gen.checkpointing import Checkpointer, abstract_like, signature
 from gen.data import DatasetInfo, Pipeline, dataset_info, open_builder
@@ -36,13 +38,15 @@ def check_config(config) -> None:
   """Checks the settings the trainer itself uses; families and metrics check their own."""
   checks.positive(config, "batch_size", "steps_per_call", "log_every", "sample_every",
                   "checkpoint_every", "keep_checkpoints", "sample_grid", "eval.batch_size")
-  checks.non_negative(config, "num_steps", "data.image_size", "data.load_size", "data.shuffle_buffer")
+  checks.non_negative(config, "num_steps", "data.image_size", "data.load_size", "data.shuffle_buffer",
+                      "member_shards")
   if config.data.load_size and not 0 < config.data.image_size <= config.data.load_size:
     raise UserError(f"data.load_size={config.data.load_size} (resize, then random crop) needs "
                     f"0 < data.image_size <= load_size, not {config.data.image_size}")
   if config.eval_every < 0:
     raise UserError(f"eval_every={config.eval_every} must be >= 0 (0 = only at the end)")
   checks.one_of(config, "eval.best_mode", ("min", "max"))
+  checks.one_of(config, "nan_policy", members_lib.NAN_POLICIES)
 
 
 def data_info(builder, splits: tuple[str, ...], config) -> DatasetInfo:
@@ -85,7 +89,7 @@ def eval_batches(config, builder, family, mesh):
   from the domains' splits side by side; the shorter one is padded with fully masked batches.
   """
   local_batch = sharding.check_batch_size(config.eval.batch_size)
-  batch_sharding = sharding.batch_sharding(mesh, batch_axis=0)
+  batch_sharding = sharding.eval_sharding(mesh)
   pipelines = _eval_pipelines(config, builder, family, local_batch)
 
   def padded(batch):
@@ -116,21 +120,55 @@ def evaluate(config, family, state, builder, mesh, names: list[str]) -> dict[str
                              config)
 
 
-def compile_steps(family, state_sharding):
-  """jit(state, batches[k, ...]) -> (state, (values, valid, finite)[k]): k train steps in one
-  call (family.train_step scanned), state donated."""
+def compile_steps(family, carry_sharding, members=None, member_order: bool = False,
+                  nan_policy: str = "stop"):
+  """jit(carry, batches[k, ...]) -> (carry, (values, valid, finite)[k]): k train steps in one
+  call (family.train_step scanned), the carry donated.
+
+  Without members the carry is the state. With members (gen.members) it is (state, alive):
+  the state has a leading member axis and the step is vmapped over it, each member reading
+  its own varied settings; batches are shared ([k, B, ...]) or, with member_order, per member
+  ([k, K, B, ...]). Outputs are then [k, K]. With nan_policy='drop' a member whose step is
+  not finite keeps its previous state from then on (`alive` False) and reports nothing.
+  """
   # XLA:CPU runs a while-loop body several times slower than the same ops unrolled (measured
   # on 2 cores, 28x28 DCGAN, batch 64: 0.9 vs 7.9 steps/s), so on CPU the scan is unrolled;
   # accelerators keep the loop.
   unroll = True if jax.default_backend() == "cpu" else 1
+  step = family.train_step if members is None else _member_step(
+      family, members, member_order, nan_policy)
 
-  def run_steps(state, batches):
+  def run_steps(carry, batches):
     if jax.tree.leaves(batches)[0].shape[0] == 1:  # a length-1 scan is just as slow on XLA:CPU
-      state, metrics = family.train_step(state, jax.tree.map(lambda x: x[0], batches))
-      return state, jax.tree.map(lambda m: m[None], metrics)
-    return jax.lax.scan(family.train_step, state, batches, unroll=unroll)
+      carry, metrics = step(carry, jax.tree.map(lambda x: x[0], batches))
+      return carry, jax.tree.map(lambda m: m[None], metrics)
+    return jax.lax.scan(step, carry, batches, unroll=unroll)
 
-  return jax.jit(run_steps, donate_argnums=0, out_shardings=(state_sharding, state_sharding))
+  outputs = sharding.replicated(jax.tree.leaves(carry_sharding)[0].mesh)
+  return jax.jit(run_steps, donate_argnums=0, out_shardings=(carry_sharding, outputs))
+
+
+def _member_step(family, members, member_order: bool, nan_policy: str):
+  settings = members.settings()
+
+  def one(state, batch, values):
+    with family.member_settings(values):
+      return family.train_step(state, batch)
+
+  every = jax.vmap(one, in_axes=(0, 0 if member_order else None, 0))
+
+  def step(carry, batch):
+    state, alive = carry
+    new, (values, valid, finite) = every(state, batch, {k: jnp.asarray(v) for k, v in settings.items()})
+    if nan_policy == "drop":  # a member that goes non-finite stays as it was; the others go on
+      keep = finite & alive
+      frozen = jax.tree.map(lambda n, o: jnp.where(keep.reshape((-1,) + (1,) * (n.ndim - 1)), n, o),
+                            new, state)
+      new, alive = frozen.replace(step=new.step), keep
+      valid = {k: v & keep for k, v in valid.items()}
+    return (new, alive), (values, valid, finite)
+
+  return step
 
 
 class _StopOnSignals:
@@ -153,21 +191,39 @@ class _StopOnSignals:
       signal.signal(sig, handler)
 
 
-def _check_finite(outputs, step: int, ckpt: Checkpointer) -> None:
-  """Stops at the first step whose losses or gradient norms are not finite; saves nothing of it."""
+def _check_finite(outputs, step: int, ckpt: Checkpointer, members=None, alive=None) -> list[int]:
+  """Stops at the first step whose losses or gradient norms are not finite; saves nothing of it.
+
+  With members: under nan_policy='stop' (alive None) the error names the member; under 'drop'
+  it returns the members this call froze (`alive` before the call), [] if none.
+  """
   values, valid, finite = outputs
-  finite = np.asarray(finite)  # one bool per step: waits for this call's steps
+  finite = np.asarray(finite)  # one bool per step (and member): waits for this call's steps
+  if members is not None and alive is not None:
+    return [int(m) for m in np.flatnonzero(alive & ~finite.all(axis=0))]
   if finite.all():
-    return
-  i = int(np.argmin(finite))
-  bad = ", ".join(f"{n}={float(np.asarray(v)[i])}" for n, v in values.items()
-                  if np.asarray(valid[n])[i] and not np.isfinite(np.asarray(v)[i]))
+    return []
+  i, m = np.unravel_index(np.argmin(finite), finite.shape) if finite.ndim == 2 else (np.argmin(finite), None)
+  at = (lambda v: v[i]) if m is None else (lambda v: v[i, m])
+  bad = ", ".join(f"{n}={float(at(np.asarray(v)))}" for n, v in values.items()
+                  if at(np.asarray(valid[n])) and not np.isfinite(at(np.asarray(v))))
   ckpt.wait()
   last = ckpt.latest_step()
-  raise UserError(f"non-finite loss or gradient at step {step + i + 1} ({bad}); "
+  who = f" in {members.label(int(m))}" if m is not None else ""
+  raise UserError(f"non-finite loss or gradient at step {step + int(i) + 1}{who} ({bad}); "
                   f"stopped without saving it; the last checkpoint is "
                   f"{'step ' + str(last) if last is not None else 'none'} "
-                  f"(--config.debug_nans=True finds the operation)")
+                  f"(--config.debug_nans=True finds the operation"
+                  f"{'; nan_policy=drop freezes such a member and goes on' if m is not None else ''})")
+
+
+def _first_bad(outputs, member: int) -> tuple[int, str]:
+  """(index of the first non-finite step of `member` in a call, 'name=value, ...')."""
+  values, _, finite = outputs  # `valid` is already masked for a frozen member
+  i = int(np.argmin(np.asarray(finite)[:, member]))
+  bad = ", ".join(f"{n}={float(np.asarray(v)[i, member])}" for n, v in values.items()
+                  if not np.isfinite(np.asarray(v)[i, member]))
+  return i, bad
 
 
 def train(config, workdir: str) -> None:
@@ -201,94 +257,153 @@ def _train(config, workdir: str, stop: _StopOnSignals) -> None:
     jax.config.update("jax_debug_nans", True)
   family_cls = get_family(config.family)
   run_dir.prepare(workdir)
-  mesh = sharding.make_mesh()
-  local_batch = sharding.check_batch_size(config.batch_size)
   builder = open_builder(config.data.name, config.data.data_dir or None)
   splits = family_cls.streams.splits(config.data.split)
   info = data_info(builder, splits, config)
   family = family_cls(config, info)
+  members = members_lib.from_config(config, family_cls, info)  # None: a plain run
+  count = members.count if members else 1
+  mesh = sharding.make_mesh(sharding.member_shards(count, config.member_shards) if members else 1)
+  local_batch = sharding.check_batch_size(config.batch_size, shards=sharding.data_shards(mesh))
   eval_names = metrics_lib.parse(config.eval.metrics)
   metrics_lib.check(eval_names, config, family)
   if eval_names or family.picture_examples:
     data_info(builder, family.streams.splits(config.eval.split), config)  # the eval split exists
   examples = picture_examples(config, builder, family)
+  per_member_data = bool(members) and config.data.member_order
 
   # ---------------------------------------------------------------- State: resume or initialise
   replicated = sharding.replicated(mesh)
-  key = jax.random.key(config.seed)
+  state_sharding = sharding.member_sharding(mesh) if members else replicated
+  if members:  # one key per member, from its own seed; init vmapped over them
+    key = jax.vmap(jax.random.key)(np.asarray(members.seeds, np.uint32))
+    init = jax.vmap(family.init_state)
+  else:
+    key, init = jax.random.key(config.seed), family.init_state
   ckpt = Checkpointer(run_dir.checkpoints_dir(workdir), config.keep_checkpoints)
   best_ckpt = (Checkpointer(os.path.join(workdir, "checkpoints_best"), 1,
                             best_metric=config.eval.best_metric, best_mode=config.eval.best_mode)
                if config.eval.best_metric and eval_names else None)
-  shapes = jax.eval_shape(family.init_state, key)
-  restored = ckpt.restore_latest_usable(abstract_like(shapes, replicated), config.family)
+  shapes = jax.eval_shape(init, key)
+  if ckpt.latest_step() is not None:  # other members than the run's: say so, before the shapes do
+    try:
+      members_lib.check_resume(members, ckpt.latest_readable_meta(), ckpt.directory)
+    except UserError as e:
+      if "no readable checkpoint" not in str(e):
+        raise
+  restored = ckpt.restore_latest_usable(abstract_like(shapes, state_sharding), config.family)
   if restored:
     state, meta = restored
+    members_lib.check_resume(members, meta, ckpt.directory)
     position = int(meta["data_position"])
-    print(f"resumed from step {int(state.step)} in {ckpt.directory}", file=sys.stderr, flush=True)
+    alive = np.asarray(meta.get("alive", [True] * count), bool)
+    step = int(meta["step"])
+    print(f"resumed from step {step} in {ckpt.directory}", file=sys.stderr, flush=True)
   else:
-    state = jax.jit(family.init_state, out_shardings=replicated)(key)
-    position = 0
+    state = jax.jit(init, out_shardings=state_sharding)(key)
+    position, alive, step = 0, np.ones(count, bool), 0
   run_dir.write_config(config, workdir)  # only once any checkpoint there is known to fit
   state_signature = signature(shapes)
   dataset = {"name": info.name, "image_shape": list(info.image_shape),
              "num_classes": info.num_classes, "num_examples": info.num_examples}
 
   def meta_at(step: int, position: int) -> dict:
-    return {"family": config.family, "step": step, "data_position": position,
+    meta = {"family": config.family, "step": step, "data_position": position,
             "dataset": dataset, "signature": state_signature}
+    if members:
+      meta.update(members=members.describe(), alive=[bool(a) for a in alive])
+    return meta
 
   # ---------------------------------------------------------------- Input streams
-  # One stream per split, each a pure function of (seed, position); domains draw independently.
-  streams = [iter(Pipeline(builder, split, batch_size=local_batch, start=position,
-                           seed=config.seed + i * DOMAIN_SEED_STRIDE,
-                           image_size=config.data.image_size, load_size=config.data.load_size,
-                           value_range=family.value_range, random_flip=config.data.random_flip,
-                           shuffle_buffer=config.data.shuffle_buffer, cache=config.data.cache,
-                           **_processes()))
-             for i, split in enumerate(splits)]
-  batch_sharding = sharding.batch_sharding(mesh, batch_axis=1)
+  # One stream per split (and per seed with data.member_order), each a pure function of
+  # (seed, position); domains draw independently.
+  seeds = members.distinct_seeds() if per_member_data else [config.seed]
+  streams = {seed: [iter(Pipeline(builder, split, batch_size=local_batch, start=position,
+                                  seed=seed + i * DOMAIN_SEED_STRIDE,
+                                  image_size=config.data.image_size,
+                                  load_size=config.data.load_size, value_range=family.value_range,
+                                  random_flip=config.data.random_flip,
+                                  shuffle_buffer=config.data.shuffle_buffer,
+                                  cache=config.data.cache, **_processes()))
+                    for i, split in enumerate(splits)]
+             for seed in seeds}
+
+  def next_batch():
+    by_seed = {seed: family.streams.combine([next(it) for it in its]) for seed, its in streams.items()}
+    if not per_member_data:
+      return by_seed[config.seed]
+    return jax.tree.map(lambda *xs: np.stack(xs), *(by_seed[s] for s in members.seeds))
+
+  batch_sharding = sharding.batch_sharding(mesh, batch_axis=2 if per_member_data else 1,
+                                           member_axis=1 if per_member_data else None)
 
   # ---------------------------------------------------------------- Update step
-  run_steps = compile_steps(family, replicated)
+  nan_policy = config.nan_policy if members else "stop"
+  run_steps = compile_steps(family, (state_sharding, state_sharding) if members else state_sharding,
+                            members, per_member_data, nan_policy)
+
+  def member_state(i: int):
+    return sharding.take_member(state, i, replicated) if members else state
 
   # ---------------------------------------------------------------- Loop
   primary = jax.process_index() == 0  # writes the files; every process computes
-  log = RunLog(workdir, config.num_steps) if primary else None
-  step = int(state.step)
+  log = RunLog(workdir, config.num_steps, members) if primary else None
   if log:
     log.truncate_after(step)
-  meter = Meter()
+  meter = Meter(count)
   samples_dir = os.path.join(workdir, "samples")
   try:
     while step < config.num_steps and not stop.signal:
       k = _chunk(step, config)
-      batches = [family.streams.combine([next(it) for it in streams]) for _ in range(k)]
-      stacked = jax.tree.map(lambda *xs: np.stack(xs), *batches)
-      state, outputs = run_steps(state, sharding.to_global(stacked, batch_sharding))
-      _check_finite(outputs, step, ckpt)  # before anything is logged or saved from this state
+      batches = [next_batch() for _ in range(k)]
+      stacked = sharding.to_global(jax.tree.map(lambda *xs: np.stack(xs), *batches), batch_sharding)
+      if members:
+        (state, alive_now), outputs = run_steps((state, jax.device_put(alive, state_sharding)), stacked)
+        if nan_policy == "drop":
+          for m in _check_finite(outputs, step, ckpt, members, alive):
+            i, bad = _first_bad(outputs, m)
+            _say(f"{members.label(m)}: non-finite at step {step + i + 1} ({bad}); nan_policy=drop: "
+                 f"it stays at step {step + i} and the other members go on")
+            if log:
+              log.write(step + i + 1, {"dropped": f"non-finite: {bad}"}, member=m)
+          alive = np.asarray(alive_now, bool)
+          if not alive.any():
+            raise UserError(f"every member has gone non-finite by step {step + k}; stopped "
+                            f"without saving (the last checkpoint is {ckpt.latest_step()})")
+        else:
+          _check_finite(outputs, step, ckpt, members)
+      else:
+        state, outputs = run_steps(state, stacked)
+        _check_finite(outputs, step, ckpt)  # before anything is logged or saved from this state
       step += k
       position += k * local_batch
       meter.add(outputs[0], outputs[1], k)
       end = step == config.num_steps
       if step % config.log_every == 0 or end:
-        summary = meter.summary(config.batch_size)
-        if log:
-          log.write(step, summary)
+        for m, summary in enumerate(meter.summary(config.batch_size)):
+          if log and alive[m]:
+            log.write(step, summary, member=m if members else None)
       if step % config.sample_every == 0 or end:
-        for name, picture in family.pictures(state, examples).items():
-          if primary:
-            save_png(os.path.join(samples_dir, f"{name}_{step:07d}.png"), picture)
+        for m in range(count):
+          sub = os.path.join(samples_dir, f"member_{m:02d}") if members else samples_dir
+          for name, picture in family.pictures(member_state(m), examples).items():
+            if primary:
+              save_png(os.path.join(sub, f"{name}_{step:07d}.png"), picture)
       if step % config.checkpoint_every == 0 or end:  # saves in the background
         ckpt.save(step, state, meta_at(step, position))
       if eval_names and ((config.eval_every and step % config.eval_every == 0) or end):
         started = time.perf_counter()
-        results = evaluate(config, family, state, builder, mesh, eval_names)
+        results = {}
+        for m in np.flatnonzero(alive):
+          results[int(m)] = evaluate(config, family, member_state(int(m)), builder, mesh, eval_names)
+          if log:
+            log.write(step, {f"{config.eval.split}_{name}": v for name, v in results[int(m)].items()},
+                      member=int(m) if members else None)
         meter.exclude(time.perf_counter() - started)
-        if log:
-          log.write(step, {f"{config.eval.split}_{name}": v for name, v in results.items()})
-        if best_ckpt:
-          best_ckpt.save(step, state, meta_at(step, position), metrics=results)
+        if best_ckpt:  # with members: the step where the members' mean is best
+          mean = {name: float(np.mean([r[name] for r in results.values()]))
+                  for name in next(iter(results.values()))}
+          best_ckpt.save(step, state, meta_at(step, position), metrics=mean)
     if stop.signal:  # also before the first step: then it saves the initial state
       if ckpt.latest_step() != step:
         ckpt.save(step, state, meta_at(step, position))
@@ -302,3 +417,9 @@ def _train(config, workdir: str, stop: _StopOnSignals) -> None:
         c.close()
     if log:
       log.close()
+
+
+def _say(line: str) -> None:
+  print(line, file=sys.stderr, flush=True)
+
+

@@ -1,6 +1,6 @@
 """Translates images with a CycleGAN run's latest checkpoint.
 
-  python -m gen.translate --workdir runs/cyclegan --direction AtoB --input IN --out OUT.npz
+  python -m gen.translate --workdir runs/cyclegan --direction AtoB --input IN --out OUT.npz [--member I]
 
 IN is an .npz file with `images` (uint8 [N, H, W, C]) or a folder of PNG/JPEG
 files (read in sorted name order; grayscale files give C = 1, others are read
@@ -24,6 +24,7 @@ flags.DEFINE_string("workdir", None, "Run directory written by train_cyclegan.py
 flags.DEFINE_enum("direction", "AtoB", ["AtoB", "BtoA"], "AtoB: G_AB(x); BtoA: G_BA(x).")
 flags.DEFINE_string("input", None, "An .npz with uint8 `images` [N, H, W, C], or a folder of PNG/JPEG.",
                     required=True)
+flags.DEFINE_integer("member", None, "With a run of several members (seeds, vary): which one.")
 flags.DEFINE_string("out", None, "Output .npz path.", required=True)
 FLAGS = flags.FLAGS
 
@@ -33,7 +34,7 @@ def main():
   images, names = read_images(FLAGS.input)
   from gen.families import Translator  # pylint: disable=g-import-not-at-top
   from gen.run_dir import restore_for_inference  # pylint: disable=g-import-not-at-top
-  config, family, state = restore_for_inference(FLAGS.workdir)
+  config, family, state = restore_for_inference(FLAGS.workdir, FLAGS.member)
   if not isinstance(family, Translator):
     raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run, which does not translate "
                     f"images: gen.translate needs a translation model (cyclegan)")

@@ -127,7 +127,7 @@ def test_step_combines_the_losses_with_the_papers_weights():
 def test_learning_rate_is_constant_then_linear_to_zero(unit, per_epoch):
   c = get_config().optim
   c.unit, c.constant, c.decay = unit, 100, 100
-  schedule = learning_rate(c, per_epoch)
+  schedule = learning_rate(c, per_epoch, c.lr)
   at = lambda step: float(schedule(step * per_epoch))
   assert at(0) == at(99) == pytest.approx(2e-4)
   assert at(150) == pytest.approx(1e-4)

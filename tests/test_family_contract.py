@@ -134,7 +134,7 @@ def test_eval_mistakes_are_found_before_the_first_step(tmp_path, monkeypatch):
   _before_step_0(tmp_path, toy, r"needs a family that is a Sampler .*'toy_autoencoder' is not")
   # On 4 devices an eval batch of 6 cannot be split: found now, not at the first evaluation.
   from gen import sharding  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(sharding, "make_mesh", lambda mesh=sharding.make_mesh(): mesh)
+  monkeypatch.setattr(sharding, "make_mesh", lambda *_, mesh=sharding.make_mesh(): mesh)
   monkeypatch.setattr(jax, "device_count", lambda: 4)
   c = gan_config("tiny")
   c.eval.metrics, c.eval.batch_size = "fid_digits", 6

@@ -127,7 +127,7 @@ def test_log_importance_weights_are_log_joint_minus_log_posterior():
 
 def test_iwae_learning_rate_schedule():
   c = get_config("mnist")
-  schedule = learning_rate(c.optim)
+  schedule = learning_rate(c.optim, c.optim.lr)
   steps = 3000
   assert float(schedule(0)) == pytest.approx(1e-3)
   assert float(schedule(steps - 1)) == pytest.approx(1e-3)

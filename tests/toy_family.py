@@ -41,6 +41,7 @@ class ToyState:
 class ToyAutoencoder(Family):
   value_range = (0.0, 1.0)
   picture_examples = 8
+  numeric_settings = ("optim.lr", "model.noise")  # `vary` may set these per member
 
   @classmethod
   def check_config(cls, config, info) -> None:
@@ -50,23 +51,23 @@ class ToyAutoencoder(Family):
   def __init__(self, config, info):
     super().__init__(config, info)
     self.model = AutoEncoder(config.model.code, info.image_shape)
-    self.tx = optax.adam(config.optim.lr)
 
   def init_state(self, key):
     k_init, k_base = jax.random.split(key)
     variables = self.model.init(k_init, jnp.zeros((1,) + self.info.image_shape))
     return ToyState(step=jnp.zeros((), jnp.int32), key=jax.random.key_data(k_base),
-                    ae=ModelState.create(variables, self.tx))
+                    ae=ModelState.create(variables, optax.adam(self.setting("optim.lr"))))
 
   def update(self, state, batch, key):
     x = batch["image"]
-    noisy = x + self.config.model.noise * jax.random.normal(key, x.shape, x.dtype)
+    noisy = x + self.setting("model.noise") * jax.random.normal(key, x.shape, x.dtype)
 
     def loss_fn(params):
       return jnp.mean((self.model.apply({"params": params}, noisy) - x) ** 2)
 
     loss, grads = jax.value_and_grad(loss_fn)(state.ae.params)
-    return (state.replace(ae=state.ae.apply_gradients(grads)),
+    tx = optax.adam(self.setting("optim.lr"))
+    return (state.replace(ae=state.ae.apply_gradients(grads, tx)),
             {"loss": loss, "grad_norm": optax.global_norm(grads)})
 
   def pictures(self, state, examples):

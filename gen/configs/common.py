@@ -18,6 +18,12 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.eval_every = 0  # evaluate eval.metrics every N steps (0: only when training ends)
   c.sample_grid = 64  # images in each sampled PNG grid (families that sample)
 
+  # Members (gen.members): K models trained side by side in one vmapped program.
+  c.seeds = 1  # members per combination of `vary`, seeded seed, seed+1, ...
+  c.vary = ""  # per-member numbers, e.g. 'optim.g_lr=1e-4,2e-4;loss.r1_gamma=0,1' (their product)
+  c.nan_policy = "stop"  # with members: stop the run (naming the member) | drop (freeze it)
+  c.member_shards = 0  # devices the member axis splits over (0: gcd(members, devices))
+
   c.data = ml_collections.ConfigDict()
   c.data.name = "mnist5k"  # any TFDS name (with /config), prepared in data_dir or downloadable
   c.data.data_dir = ""  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
@@ -27,6 +33,7 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.data.load_size = 0  # > 0: resize to load_size, then a random image_size crop (CycleGAN)
   c.data.random_flip = False
   c.data.cache = True  # keep the encoded split in memory (fine up to a few GB)
+  c.data.member_order = False  # members: each seed its own data order (default: the same batches)
 
   c.eval = ml_collections.ConfigDict()
   c.eval.metrics = ""  # comma-separated names from gen.metrics (e.g. nll); "" = no evaluation

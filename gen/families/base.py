@@ -17,6 +17,7 @@ one that lacks a required member fails there with one line.
 from __future__ import annotations
 
 import abc
+import contextlib
 import dataclasses
 import functools
 from typing import Any, ClassVar
@@ -26,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen import images
+from gen import checks, images
 from gen.errors import UserError
 from gen.train_state import step_key
 
@@ -99,14 +100,39 @@ class Family(abc.ABC):
     value_range       pixel range its models use, e.g. (-1, 1) or (0, 1)
     picture_examples  eval-split images `pictures` wants (0: none)
     streams           OneStream() or Domains(('A', 'B')): which splits the step reads
+    numeric_settings  config names that enter the step as numbers (learning rates, loss
+                      weights, decays): `config.vary` may give each member its own value of
+                      these, so `update` reads them with `self.setting(name)`, never from
+                      `self.config` directly. Anything else is structural (see gen.members).
   """
   value_range: ClassVar[tuple[float, float]]
   picture_examples: ClassVar[int] = 0
   streams: ClassVar[OneStream | Domains] = OneStream()
+  numeric_settings: ClassVar[tuple[str, ...]] = ()
 
   def __init__(self, config, info):
     self.check_config(config, info)
     self.config, self.info = config, info
+    from gen import members  # pylint: disable=g-import-not-at-top
+    self.varied = frozenset(members.varied_names(config))  # settings members set themselves
+    self._member_values = {}
+
+  def setting(self, name: str):
+    """The config's value of `name` ('optim.g_lr'), or, inside a member's step, that member's
+    (a traced scalar) when `config.vary` varies it. A branch on a setting must also take
+    `name in self.varied` into account (0 in one member, > 0 in another)."""
+    if name in self._member_values:
+      return self._member_values[name]
+    return checks.value(self.config, name)
+
+  @contextlib.contextmanager
+  def member_settings(self, values: dict):
+    """While tracing one member's step: `setting(name)` returns values[name]."""
+    previous, self._member_values = self._member_values, dict(values)
+    try:
+      yield
+    finally:
+      self._member_values = previous
 
   @classmethod
   def check_config(cls, config, info) -> None:

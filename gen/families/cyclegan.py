@@ -40,14 +40,14 @@ class CycleGANState:
   pool_b: ImagePool
 
 
-def learning_rate(o, steps_per_epoch: int):
-  """lr for `constant` steps (or epochs), then linearly to 0 over `decay` more."""
+def learning_rate(o, steps_per_epoch: int, lr):
+  """`lr` for `constant` steps (or epochs), then linearly to 0 over `decay` more."""
   scale = steps_per_epoch if o.unit == "epochs" else 1
   constant, decay = int(o.constant * scale), int(o.decay * scale)
   if not decay:
-    return o.lr
-  return optax.join_schedules([optax.constant_schedule(o.lr),
-                               optax.linear_schedule(o.lr, 0.0, decay)], [constant])
+    return lr
+  return optax.join_schedules([optax.constant_schedule(lr),
+                               optax.linear_schedule(lr, 0.0, decay)], [constant])
 
 
 @register("cyclegan")
@@ -55,6 +55,8 @@ class Family(base.Family, base.Translator):
   value_range = (-1.0, 1.0)
   streams = base.Domains(("A", "B"))  # the trainer reads `<split>A` and `<split>B`
   picture_examples = 8  # test images per domain for the A -> B -> A and B -> A -> B grids
+  numeric_settings = ("optim.lr", "optim.b1", "optim.b2", "loss.cycle_weight",
+                      "loss.identity_weight")
 
   @classmethod
   def check_config(cls, config, info: DatasetInfo) -> None:
@@ -78,17 +80,22 @@ class Family(base.Family, base.Translator):
     blocks = m.blocks or (9 if min(info.image_shape[:2]) >= 256 else 6)
     self.generator = ResnetGenerator(channels, m.ngf, blocks)
     self.discriminator = PatchDiscriminator(m.ndf, m.d_layers)
-    o = config.optim
-    steps_per_epoch = max(1, info.num_examples // max(1, config.batch_size))
-    self.tx = optax.adam(learning_rate(o, steps_per_epoch), o.b1, o.b2)
+    self.steps_per_epoch = max(1, info.num_examples // max(1, config.batch_size))
+
+  def optimizer(self) -> optax.GradientTransformation:
+    """Adam with the lr schedule, from the current settings (a member's, when varied)."""
+    o, s = self.config.optim, self.setting
+    return optax.adam(learning_rate(o, self.steps_per_epoch, s("optim.lr")), s("optim.b1"),
+                      s("optim.b2"))
 
   # -- state ----------------------------------------------------------------
 
   def init_state(self, key: jax.Array) -> CycleGANState:
     k_ab, k_ba, k_da, k_db, kbase = jax.random.split(key, 5)
     x = jnp.zeros((1,) + self.info.image_shape)
-    g = lambda k: ModelState.create(self.generator.init(k, x), self.tx)
-    d = lambda k: ModelState.create(self.discriminator.init(k, x), self.tx)
+    tx = self.optimizer()
+    g = lambda k: ModelState.create(self.generator.init(k, x), tx)
+    d = lambda k: ModelState.create(self.discriminator.init(k, x), tx)
     pool = ImagePool.create(self.config.pool.size, self.info.image_shape)
     return CycleGANState(step=jnp.zeros((), jnp.int32), key=jax.random.key_data(kbase),
                          g_ab=g(k_ab), g_ba=g(k_ba), d_a=d(k_da), d_b=d(k_db),
@@ -97,7 +104,7 @@ class Family(base.Family, base.Translator):
   # -- training -------------------------------------------------------------
 
   def update(self, state: CycleGANState, batch: dict, key: jax.Array) -> tuple[CycleGANState, dict]:
-    l = self.config.loss
+    cycle_weight, identity_weight = self.setting("loss.cycle_weight"), self.setting("loss.identity_weight")
     key_a, key_b = jax.random.split(key)
     real_a, real_b = batch["A"]["image"], batch["B"]["image"]
     G = lambda params, x: self.generator.apply({"params": params}, x)
@@ -110,11 +117,11 @@ class Family(base.Family, base.Translator):
            "g_adv_ba": losses.least_squares(D(state.d_a.params, fake_a), 1.0),
            "cycle_a": losses.l1(G(p_ba, fake_b), real_a),
            "cycle_b": losses.l1(G(p_ab, fake_a), real_b)}
-      loss = m["g_adv_ab"] + m["g_adv_ba"] + l.cycle_weight * (m["cycle_a"] + m["cycle_b"])
-      if l.identity_weight > 0:
+      loss = m["g_adv_ab"] + m["g_adv_ba"] + cycle_weight * (m["cycle_a"] + m["cycle_b"])
+      if self.config.loss.identity_weight > 0 or "loss.identity_weight" in self.varied:
         m["idt_a"] = losses.l1(G(p_ba, real_a), real_a)  # G_BA leaves A images alone
         m["idt_b"] = losses.l1(G(p_ab, real_b), real_b)
-        loss += l.identity_weight * l.cycle_weight * (m["idt_a"] + m["idt_b"])
+        loss += identity_weight * cycle_weight * (m["idt_a"] + m["idt_b"])
       m["g_loss"] = loss
       return loss, (m, fake_a, fake_b)
 
@@ -131,9 +138,10 @@ class Family(base.Family, base.Translator):
     metrics["d_b"], grad_db = jax.value_and_grad(d_loss_fn)(state.d_b.params, real_b, shown_b)
     metrics["g_grad_norm"] = optax.global_norm((grad_ab, grad_ba))
     metrics["d_grad_norm"] = optax.global_norm((grad_da, grad_db))
+    tx = self.optimizer()
     return state.replace(
-        g_ab=state.g_ab.apply_gradients(grad_ab), g_ba=state.g_ba.apply_gradients(grad_ba),
-        d_a=state.d_a.apply_gradients(grad_da), d_b=state.d_b.apply_gradients(grad_db),
+        g_ab=state.g_ab.apply_gradients(grad_ab, tx), g_ba=state.g_ba.apply_gradients(grad_ba, tx),
+        d_a=state.d_a.apply_gradients(grad_da, tx), d_b=state.d_b.apply_gradients(grad_db, tx),
         pool_a=pool_a, pool_b=pool_b), metrics
 
   # -- translation ----------------------------------------------------------

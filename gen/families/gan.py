@@ -38,6 +38,9 @@ class RegularizedGANState(GANState):
 class Family(base.Family, base.Sampler):
   value_range = (-1.0, 1.0)
   picture_examples = 0  # pictures need no data
+  numeric_settings = ("optim.g_lr", "optim.d_lr", "optim.b1", "optim.b2", "model.ema_decay",
+                      *(f"loss.{r.weight}" for r in losses.D_REGULARIZERS.values()),
+                      "loss.lecam_decay")
 
   @classmethod
   def check_config(cls, config, info: DatasetInfo) -> None:
@@ -58,20 +61,23 @@ class Family(base.Family, base.Sampler):
 
   def __init__(self, config, info: DatasetInfo):
     super().__init__(config, info)
-    m, o = config.model, config.optim
+    m = config.model
     size, _, channels = info.image_shape
     self.num_classes = info.num_classes if m.conditional else 0
     self.z_dim = m.z_dim
     self.generator = Generator(size, channels, m.z_dim, m.ngf, self.num_classes)
     self.discriminator = Discriminator(size, channels, m.ndf, self.num_classes, m.d_norm,
                                        m.spectral_norm)
-    self.g_tx = optax.adam(o.g_lr, o.b1, o.b2)
-    self.d_tx = optax.adam(o.d_lr, o.b1, o.b2)
-    # The D regularisers this config turns on: {name: (regulariser, weight)}.
-    self.regularizers = {name: (r, config.loss[r.weight])
-                         for name, r in losses.D_REGULARIZERS.items() if config.loss[r.weight] > 0}
-    self.stateful = tuple(name for name, (r, _) in self.regularizers.items() if r.init)
+    # The D regularisers this config turns on (weight > 0, or varied over members).
+    self.regularizers = {name: r for name, r in losses.D_REGULARIZERS.items()
+                         if config.loss[r.weight] > 0 or f"loss.{r.weight}" in self.varied}
+    self.stateful = tuple(name for name, r in self.regularizers.items() if r.init)
     self._generate = jax.jit(self.generate)  # built once: sampling recurs during training
+
+  def optimizer(self, net: str) -> optax.GradientTransformation:
+    """Adam for `net` ('g' or 'd'), from the current settings (a member's, when varied)."""
+    return optax.adam(self.setting(f"optim.{net}_lr"), self.setting("optim.b1"),
+                      self.setting("optim.b2"))
 
   # -- state ----------------------------------------------------------------
 
@@ -85,12 +91,13 @@ class Family(base.Family, base.Sampler):
     g_vars = self.generator.init(kg, z, self._labels(2))
     d_vars = self.discriminator.init(kd, x, self._labels(2))
     fields = dict(step=jnp.zeros((), jnp.int32), key=jax.random.key_data(kbase),
-                  g=ModelState.create(g_vars, self.g_tx), d=ModelState.create(d_vars, self.d_tx),
+                  g=ModelState.create(g_vars, self.optimizer("g")),
+                  d=ModelState.create(d_vars, self.optimizer("d")),
                   ema_params=g_vars["params"])
     if not self.stateful:
       return GANState(**fields)
     return RegularizedGANState(**fields, d_reg={
-        name: self.regularizers[name][0].init(self.config.loss) for name in self.stateful})
+        name: self.regularizers[name].init(self.config.loss) for name in self.stateful})
 
   # -- training -------------------------------------------------------------
 
@@ -102,6 +109,7 @@ class Family(base.Family, base.Sampler):
   def update(self, state: GANState, batch: dict, key: jax.Array) -> tuple[GANState, dict]:
     l = self.config.loss
     adversarial_loss = losses.GAN_LOSSES[l.kind]
+    loss_setting = lambda name: self.setting(f"loss.{name}")
     key_z, key_reg = jax.random.split(key)
     real = batch["image"]
     labels = batch.get("label") if self.num_classes else None
@@ -123,17 +131,17 @@ class Family(base.Family, base.Sampler):
       critic = lambda x: self._d(d_params, new["batch_stats"], x, labels, update_stats=False)[0]
       seen = losses.CriticBatch(critic, real, fake, real_logits, fake_logits, key_reg)
       reg_states = {}
-      for name, (reg, weight) in self.regularizers.items():
+      for name, reg in self.regularizers.items():
         metrics[name], reg_state = reg.penalty(
-            seen, state.d_reg[name] if name in self.stateful else None, l)
+            seen, state.d_reg[name] if name in self.stateful else None, loss_setting)
         if name in self.stateful:
           reg_states[name] = reg_state
-        loss += reg.scale * weight * metrics[name]
+        loss += reg.scale * self.setting(f"loss.{reg.weight}") * metrics[name]
       return loss, (new["batch_stats"], metrics, reg_states)
 
     (_, (d_stats, metrics, d_reg)), d_grads = jax.value_and_grad(
         d_loss_fn, has_aux=True)(state.d.params)
-    d = state.d.apply_gradients(d_grads, batch_stats=d_stats)
+    d = state.d.apply_gradients(d_grads, tx=self.optimizer("d"), batch_stats=d_stats)
     metrics["d_grad_norm"] = optax.global_norm(d_grads)
 
     def g_update(_):
@@ -142,8 +150,8 @@ class Family(base.Family, base.Sampler):
         return adversarial_loss.g(logits)
       g_loss, d_fake = jax.value_and_grad(adversarial)(fake)
       (g_grads,) = g_vjp(d_fake)
-      g = state.g.apply_gradients(g_grads, batch_stats=g_stats)
-      ema = ema_update(state.ema_params, g.params, self.config.model.ema_decay,
+      g = state.g.apply_gradients(g_grads, tx=self.optimizer("g"), batch_stats=g_stats)
+      ema = ema_update(state.ema_params, g.params, self.setting("model.ema_decay"),
                        state.step // l.n_critic)
       return g, ema, g_loss, optax.global_norm(g_grads)
 

@@ -68,22 +68,24 @@ class VAEState:
   vae: ModelState
 
 
-def learning_rate(o):
-  """Constant, or the IWAE paper's: stage i = 0..stages-1 runs 3^i * stage_steps steps at
+def learning_rate(o, lr):
+  """Constant `lr`, or the IWAE paper's: stage i = 0..stages-1 runs 3^i * stage_steps steps at
   lr * 10^(-i/7) (with stage_steps one epoch and 8 stages: 3,280 epochs)."""
   if o.schedule == "constant":
-    return o.lr
+    return lr
   boundaries, end = {}, 0
   for i in range(o.stages - 1):
     end += 3**i * o.stage_steps
     boundaries[end] = 10.0**(-1.0 / 7.0)
-  return optax.piecewise_constant_schedule(o.lr, boundaries)
+  return optax.piecewise_constant_schedule(lr, boundaries)
 
 
 @register("vae")
 class Family(base.Family, base.Sampler, base.LikelihoodModel):
   value_range = (0.0, 1.0)
   picture_examples = 32  # test images for reconstructions, interpolations and traversals
+  numeric_settings = ("optim.lr", "optim.b1", "optim.b2", "optim.eps", "objective.beta",
+                      "objective.kl_warmup_steps")
 
   @classmethod
   def check_config(cls, config, info: DatasetInfo) -> None:
@@ -117,10 +119,13 @@ class Family(base.Family, base.Sampler, base.LikelihoodModel):
       self.model = VAE(MLPEncoder(m.latents, hidden), MLPDecoder(info.image_shape, n, hidden))
     else:
       self.model = VAE(ConvEncoder(m.latents, m.nf), ConvDecoder(info.image_shape, n, m.nf))
-    o = config.optim
-    self.tx = optax.adam(learning_rate(o), o.b1, o.b2, o.eps)
     self._encode = jax.jit(self.encode)
     self._decode_mean = jax.jit(lambda params, z: self.likelihood.mean(self.decode(params, z)))
+
+  def optimizer(self) -> optax.GradientTransformation:
+    """Adam from the current settings (a member's, when varied)."""
+    o, s = self.config.optim, self.setting
+    return optax.adam(learning_rate(o, s("optim.lr")), s("optim.b1"), s("optim.b2"), s("optim.eps"))
 
   # -- model ----------------------------------------------------------------
 
@@ -129,7 +134,7 @@ class Family(base.Family, base.Sampler, base.LikelihoodModel):
     x = jnp.zeros((2,) + self.info.image_shape)
     variables = self.model.init(kinit, x, jnp.zeros((2, self.latents)))
     return VAEState(step=jnp.zeros((), jnp.int32), key=jax.random.key_data(kbase),
-                    vae=ModelState.create(variables, self.tx))
+                    vae=ModelState.create(variables, self.optimizer()))
 
   def encode(self, params, x):
     """q(z|x): (mean, log sigma), each [B, latents]."""
@@ -167,9 +172,13 @@ class Family(base.Family, base.Sampler, base.LikelihoodModel):
   # -- training -------------------------------------------------------------
 
   def kl_weight(self, step):
-    warm = self.config.objective.kl_warmup_steps
-    ramp = jnp.minimum(1.0, step.astype(jnp.float32) / warm) if warm else 1.0
-    return self.config.objective.beta * ramp
+    warm = self.setting("objective.kl_warmup_steps")
+    if "objective.kl_warmup_steps" in self.varied:  # a traced number: 0 (no warm-up) is allowed
+      ramp = jnp.where(warm > 0, jnp.minimum(1.0, step.astype(jnp.float32) / jnp.maximum(warm, 1)),
+                       1.0)
+    else:
+      ramp = jnp.minimum(1.0, step.astype(jnp.float32) / warm) if warm else 1.0
+    return self.setting("objective.beta") * ramp
 
   def update(self, state: VAEState, batch: dict, key: jax.Array) -> tuple[VAEState, dict]:
     k = self.config.objective.train_k
@@ -194,7 +203,7 @@ class Family(base.Family, base.Sampler, base.LikelihoodModel):
 
     (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.vae.params)
     metrics["grad_norm"] = optax.global_norm(grads)
-    return state.replace(vae=state.vae.apply_gradients(grads)), metrics
+    return state.replace(vae=state.vae.apply_gradients(grads, tx=self.optimizer())), metrics
 
   # -- pictures and samples -------------------------------------------------
 
