@@ -110,13 +110,14 @@ def _with_values(config, values: dict):
   return out
 
 
-def _lookup(config, name: str):
+def lookup(config, name: str, who: str = "vary"):
+  """config's value of the dotted `name`; an unknown name is one line with a suggestion."""
   try:
     return checks.value(config, name)
   except (KeyError, AttributeError, TypeError):
     known = _leaf_names(config)
     close = difflib.get_close_matches(name, known, n=1)
-    raise UserError(f"vary names {name}, which is not a config key"
+    raise UserError(f"{who} names {name}, which is not a config key"
                     + (f" (did you mean {close[0]}?)" if close else "")) from None
 
 
@@ -137,7 +138,7 @@ def from_config(config, family_cls, info) -> Members | None:
   checks.positive(config, "seeds")
   grid = []
   for name, texts in parse_vary(config.vary):
-    old = _lookup(config, name)
+    old = lookup(config, name)
     if name not in family_cls.numeric_settings:
       allowed = ", ".join(family_cls.numeric_settings) or "none"
       raise UserError(f"vary: {name} is structural for the {config.family} family (it changes "

@@ -85,6 +85,18 @@ def check(names: list[str], config, family=None) -> None:
                     f"{','.join(names)!r} (outputs: {', '.join(outputs)})")
 
 
+# Outputs that are better larger (inception score, precision, recall, accuracy); the others
+# (FID, KID, NLL, bits/dim, MAE) are better smaller; spreads (`*_std*`) are not ranked.
+_HIGHER_IS_BETTER = ("is", "precision", "recall", "acc")
+
+
+def better(output: str) -> str | None:
+  """'max', 'min' or None (not a score): how results tables rank an output ('fid_digits')."""
+  if "_std" in output:
+    return None
+  return "max" if output.split("_")[0] in _HIGHER_IS_BETTER else "min"
+
+
 def compute(names: list[str], family, state, batches, config, cache: dict | None = None) -> dict[str, float]:
   cache = {} if cache is None else cache
   out = {}
