@@ -5,7 +5,9 @@
 For the default GAN (DCGAN, 28x28x1, batch 64) and the default VAE (MLP, batch
 100) it times the trainer's real update function (`trainer.compile_steps`, the
 member step vmapped, state donated, 10 steps per call) on synthetic batches:
-the compile time and the steady-state steps/s of K members in one program.
+the compile time and the steady-state steps/s of K members in one program, with
+the members vmapped (one batched program) and looped (one after another inside
+the program; what `member_map=auto` picks on CPU).
 K runs one after the other process K x as many images at the 1-member rate and
 compile K times. Reported per K:
 
@@ -20,7 +22,6 @@ Prints a markdown table and writes JSON.
 import argparse
 import json
 import os
-import platform
 import time
 
 import jax
@@ -32,11 +33,12 @@ from gen.configs import gan, vae
 from gen.data import DatasetInfo
 from gen.families import get as get_family
 from gen.trainer import compile_steps
+from timing import calls_per_sec, machine_info
 
 CONFIGS = {"gan": gan.get_config, "vae": vae.get_config}
 
 
-def measure(family_name: str, k: int, seconds: float) -> dict:
+def measure(family_name: str, k: int, seconds: float, mapping: str = "vmap") -> dict:
   config = CONFIGS[family_name]()
   with config.unlocked():
     config.seeds = k
@@ -57,24 +59,18 @@ def measure(family_name: str, k: int, seconds: float) -> dict:
     keys = jax.vmap(jax.random.key)(np.asarray(members.seeds))
     state = jax.jit(jax.vmap(family.init_state), out_shardings=state_sharding)(keys)
     carry = (state, jax.device_put(np.ones(k, bool), state_sharding))
-    run = compile_steps(family, (state_sharding, state_sharding), members)
+    run = compile_steps(family, (state_sharding, state_sharding), members, mapping=mapping)
   else:
     replicated = sharding.replicated(mesh)
     carry = jax.jit(family.init_state, out_shardings=replicated)(jax.random.key(0))
     run = compile_steps(family, replicated)
-  carry, out = run(carry, batches)
-  jax.block_until_ready(out)
-  compile_seconds = time.perf_counter() - started
-  calls, started = 0, time.perf_counter()
-  while True:
-    carry, out = run(carry, batches)
-    calls += 1
-    jax.block_until_ready(out)
-    elapsed = time.perf_counter() - started
-    if elapsed > seconds and calls >= 2:
-      break
-  sps = calls * spc / elapsed
-  return {"family": family_name, "members": k, "batch": batch, "compile_seconds": compile_seconds,
+  jax.block_until_ready(carry)
+  init_seconds = time.perf_counter() - started
+  compile_seconds, calls = calls_per_sec(run, carry, batches, seconds)
+  compile_seconds += init_seconds  # start-up: initialisation and compilation
+  sps = calls * spc
+  return {"family": family_name, "members": k, "map": mapping if k > 1 else "-", "batch": batch,
+          "compile_seconds": compile_seconds,
           "steps_per_sec": sps, "images_per_sec": k * batch * sps}
 
 
@@ -82,21 +78,21 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--families", default="gan,vae")
   parser.add_argument("--members", default="1,2,4,8")
+  parser.add_argument("--maps", default="vmap,loop", help="member mappings (see trainer.member_map)")
   parser.add_argument("--seconds", type=float, default=8.0, help="timing window per row")
   parser.add_argument("--run-steps", type=int, default=2000, help="run length for 'run speed-up'")
   parser.add_argument("--out", default="benchmarks/results/members.json")
   args = parser.parse_args()
-  device = jax.devices()[0]
-  info = {"jax": jax.__version__, "backend": jax.default_backend(), "device": device.device_kind,
-          "devices": jax.device_count(), "cpus": os.cpu_count(), "machine": platform.machine()}
+  info = machine_info()
   print(" ".join(f"{k}={v}" for k, v in info.items()))
   rows = []
-  lines = ["| family | K | members img/s | sequential img/s | speed-up | compile K / 1 (s) | "
-           f"run speed-up ({args.run_steps} steps) |", "|---|---|---|---|---|---|---|"]
+  lines = ["| family | K | map | members img/s | sequential img/s | speed-up | compile K / 1 (s) | "
+           f"run speed-up ({args.run_steps} steps) |", "|---|---|---|---|---|---|---|---|"]
   for family in args.families.split(","):
     one = None
-    for k in (int(x) for x in args.members.split(",")):
-      r = measure(family, k, args.seconds)
+    ks = [int(x) for x in args.members.split(",")]
+    for k, mapping in [(k, m) for k in ks for m in (args.maps.split(",") if k > 1 else ["-"])]:
+      r = measure(family, k, args.seconds, mapping)
       one = one or (r if k == 1 else measure(family, 1, args.seconds))
       r["sequential_images_per_sec"] = one["images_per_sec"]
       r["speedup"] = r["images_per_sec"] / one["images_per_sec"]
@@ -104,7 +100,7 @@ def main():
       together = r["compile_seconds"] + args.run_steps / r["steps_per_sec"]
       r["run_speedup"] = sequential / together
       rows.append(r)
-      lines.append(f"| {family} | {k} | {r['images_per_sec']:.0f} | {one['images_per_sec']:.0f} | "
+      lines.append(f"| {family} | {k} | {r['map']} | {r['images_per_sec']:.0f} | {one['images_per_sec']:.0f} | "
                    f"{r['speedup']:.2f}x | {r['compile_seconds']:.1f} / {one['compile_seconds']:.1f} | "
                    f"{r['run_speedup']:.2f}x |")
       print(lines[-1], flush=True)

@@ -13,7 +13,6 @@ this measures the step, not the input pipeline. Prints a table and writes JSON.
 import argparse
 import json
 import os
-import platform
 import time
 
 import jax
@@ -26,6 +25,7 @@ from gen.data import DatasetInfo
 from gen.families.gan import Family
 from gen.models.dcgan import layout
 from gen.trainer import compile_steps
+from timing import calls_per_sec, machine_info
 
 
 def time_jax(size: int, channels: int, batch: int, steps_per_call: int, seconds: float) -> float:
@@ -36,16 +36,7 @@ def time_jax(size: int, channels: int, batch: int, steps_per_call: int, seconds:
   run = compile_steps(family, replicated)
   images = np.random.default_rng(0).uniform(-1, 1, (steps_per_call, batch, size, size, channels))
   batches = {"image": jnp.asarray(images, jnp.float32)}
-  state, metrics = run(state, batches)  # compile
-  jax.block_until_ready(metrics)
-  calls, start = 0, time.perf_counter()
-  while True:
-    state, metrics = run(state, batches)
-    calls += 1
-    jax.block_until_ready(metrics)
-    elapsed = time.perf_counter() - start
-    if elapsed > seconds and calls >= 2:
-      return calls * steps_per_call / elapsed
+  return calls_per_sec(run, state, batches, seconds)[1] * steps_per_call
 
 
 def time_torch(size: int, channels: int, batch: int, seconds: float) -> float | None:
@@ -104,9 +95,7 @@ def main():
   parser.add_argument("--out", default="benchmarks/results/train_step.json")
   args = parser.parse_args()
 
-  device = jax.devices()[0]
-  info = {"jax": jax.__version__, "backend": jax.default_backend(), "device": device.device_kind,
-          "devices": jax.device_count(), "cpus": os.cpu_count(), "machine": platform.machine()}
+  info = machine_info()
   try:
     import torch  # pylint: disable=g-import-not-at-top
     info["torch"] = torch.__version__

@@ -23,6 +23,7 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.vary = ""  # per-member numbers, e.g. 'optim.g_lr=1e-4,2e-4;loss.r1_gamma=0,1' (their product)
   c.nan_policy = "stop"  # with members: stop the run (naming the member) | drop (freeze it)
   c.member_shards = 0  # devices the member axis splits over (0: gcd(members, devices))
+  c.member_map = "auto"  # vmap | loop over members in the program (auto: loop on CPU, see trainer)
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "mnist5k"  # any TFDS name (with /config), prepared in data_dir or downloadable

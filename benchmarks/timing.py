@@ -1,0 +1,31 @@
+"""What the benchmarks share: timing the trainer's jitted update function."""
+
+import time
+
+import jax
+
+
+def calls_per_sec(run, carry, batches, seconds: float) -> tuple[float, float]:
+  """(compile seconds, steady-state calls/s) of `run(carry, batches) -> (carry, outputs)`,
+  the carry fed back (it is donated); timed for at least `seconds` and 2 calls."""
+  started = time.perf_counter()
+  carry, out = run(carry, batches)
+  jax.block_until_ready(out)
+  compile_seconds = time.perf_counter() - started
+  calls, started = 0, time.perf_counter()
+  while True:
+    carry, out = run(carry, batches)
+    calls += 1
+    jax.block_until_ready(out)
+    elapsed = time.perf_counter() - started
+    if elapsed > seconds and calls >= 2:
+      return compile_seconds, calls / elapsed
+
+
+def machine_info() -> dict:
+  """What a result was measured on: printed and stored beside every benchmark's rows."""
+  import os  # pylint: disable=g-import-not-at-top
+  import platform  # pylint: disable=g-import-not-at-top
+  return {"jax": jax.__version__, "backend": jax.default_backend(),
+          "device": jax.devices()[0].device_kind, "devices": jax.device_count(),
+          "cpus": os.cpu_count(), "machine": platform.machine()}
