@@ -142,7 +142,8 @@ def _mean_std(xs: list[float]) -> tuple[float, float, int]:
 
 def table(combos: list[Combination]) -> tuple[list[str], list[dict], dict]:
   """(columns, rows, best): rows hold (mean, std) per metric column; best[column] = row index."""
-  eval_names = sorted({k for c in combos for m in c.members for r in m.eval for k in r} - {"step"})
+  eval_names = sorted({k for c in combos for m in c.members for r in m.eval for k in r
+                       if "_std" not in k} - {"step"})  # (KID's own spread is in curves.png)
   train_names = sorted({k for c in combos for m in c.members for r in m.train for k in r}
                        - {"step", "member", "seed", *_TIMING}
                        - {k for c in combos for k in c.values})
@@ -250,6 +251,8 @@ def curves(combos: list[Combination], path: str) -> None:
       ax.plot(steps, mean, color=color, label=_label(c), marker="o" if source == "eval" else None,
               markersize=3)
       ax.fill_between(steps, mean - std, mean + std, color=color, alpha=0.2, linewidth=0)
+      if source == "eval":  # few points: also as error bars (a band needs two)
+        ax.errorbar(steps, mean, yerr=std, color=color, fmt="none", capsize=3)
     ax.set_title(("eval " if source == "eval" else "") + name, fontsize=10)
     ax.set_xlabel("step")
     ax.grid(alpha=0.3)
