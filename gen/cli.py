@@ -78,13 +78,17 @@ def quiet_logs() -> None:
   logging.set_verbosity(logging.ERROR)
 
 
-def run_tool(main) -> None:
-  """Runs `main()` as a `python -m gen.*` tool: absl flags, quiet logs, one-line errors."""
+def run_tool(main, takes_args: bool = False) -> None:
+  """Runs `main()` (or `main(args)`, the positional arguments) as a `python -m gen.*` tool:
+  absl flags, quiet logs, one-line errors."""
   from absl import app  # pylint: disable=g-import-not-at-top
 
   def wrapped(argv):
     quiet_logs()
     with user_errors():
+      if takes_args:
+        main(argv[1:])
+        return
       if len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
       main()

@@ -342,19 +342,12 @@ def report(path: str) -> str:
   return text
 
 
-def main(argv) -> None:
-  if len(argv) != 2:
+def main(args: list[str]) -> None:
+  if len(args) != 1:
     raise UserError("usage: python -m gen.report PATH (a run or a sweep directory)")
-  print(report(argv[1]), end="")
+  print(report(args[0]), end="")
 
 
 if __name__ == "__main__":
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from gen.cli import parse_flags, quiet_logs, user_errors  # pylint: disable=g-import-not-at-top
-
-  def _main(argv):
-    quiet_logs()
-    with user_errors():
-      main(argv)
-
-  app.run(_main, flags_parser=parse_flags)
+  from gen.cli import run_tool  # pylint: disable=g-import-not-at-top
+  run_tool(main, takes_args=True)

@@ -123,7 +123,9 @@ def _last_error(log_path: str) -> str:
 
 
 def main():
-  config = FLAGS.config
+  with flag_errors(sys.argv):  # config_flags reports a file it could not load on first use
+    config = FLAGS.config
+    config.get("family")
   if FLAGS.parallel < 1:
     raise UserError(f"--parallel={FLAGS.parallel} must be >= 1")
   if FLAGS.seeds is not None and FLAGS.seeds < 1:

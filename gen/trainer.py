@@ -324,7 +324,6 @@ def _train(config, workdir: str, stop: _StopOnSignals) -> None:
   restored = ckpt.restore_latest_usable(abstract_like(shapes, state_sharding), config.family)
   if restored:
     state, meta = restored
-    members_lib.check_resume(members, meta, ckpt.directory)
     position = int(meta["data_position"])
     alive = np.asarray(meta.get("alive", [True] * count), bool)
     step = int(meta["step"])

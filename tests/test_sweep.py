@@ -114,3 +114,11 @@ def test_report_of_one_run_with_members_pools_seeds_per_value(tmp_path):
   assert best["final nll_nats"] == int(np.argmin([r["final nll_nats"][0] for r in rows]))
   report.report(str(tmp_path))
   assert {"results.md", "results.csv", "curves.png", "report.html"} <= set(os.listdir(tmp_path))
+
+
+def test_a_sweep_with_a_missing_config_file_starts_nothing(tmp_path):
+  p = run(["-m", "gen.sweep", f"--workdir={tmp_path / 'abl'}", "--config=nonexist.py"])
+  assert p.returncode == 2 and "Traceback" not in p.stderr
+  assert p.stderr.strip().splitlines()[-1] == (
+      "error: cannot load the --config file: [Errno 2] No such file or directory: 'nonexist.py'")
+  assert not (tmp_path / "abl").exists()

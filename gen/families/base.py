@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen import checks, images
+from gen import checks, images, members
 from gen.errors import UserError
 from gen.train_state import step_key
 
@@ -113,7 +113,6 @@ class Family(abc.ABC):
   def __init__(self, config, info):
     self.check_config(config, info)
     self.config, self.info = config, info
-    from gen import members  # pylint: disable=g-import-not-at-top
     self.varied = frozenset(members.varied_names(config))  # settings members set themselves
     self._member_values = {}
 
