@@ -20,6 +20,11 @@ def user_errors():
   except UserError as e:
     print(f"error: {e}", file=sys.stderr, flush=True)
     sys.exit(2)
+  except Exception:  # in a multi-process run most likely a dead peer: say that, if so
+    if "jax" in sys.modules and sys.modules["jax"].process_count() > 1:
+      from gen import processes  # pylint: disable=g-import-not-at-top
+      processes.await_peer_verdict()
+    raise
 
 
 def _unknown_key(e: Exception, argv: list[str]) -> str:
@@ -78,20 +83,81 @@ def quiet_logs() -> None:
   logging.set_verbosity(logging.ERROR)
 
 
-def run_tool(main, takes_args: bool = False) -> None:
+def define_process_flags() -> None:
+  """The multi-process flags every entry point takes (see README, Devices)."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  if "coordinator_address" in flags.FLAGS:
+    return
+  flags.DEFINE_bool("distributed", False, "Start jax.distributed with the cluster's own "
+                    "settings (TPU pods, SLURM, Open MPI).")
+  flags.DEFINE_string("coordinator_address", None, "HOST:PORT of process 0 for a multi-process "
+                      "run (or $JAX_COORDINATOR_ADDRESS); needs --num_processes, --process_id.")
+  flags.DEFINE_integer("num_processes", None, "Processes in the run (or $JAX_NUM_PROCESSES).")
+  flags.DEFINE_integer("process_id", None, "This process, 0..num_processes-1 (or $JAX_PROCESS_ID).")
+  flags.DEFINE_integer("heartbeat_timeout", 60, "Seconds without a sign of life from a process "
+                       "before the others stop (multi-process runs).")
+
+
+def _from_env(value, name: str, kind=str):
+  if value is not None or not os.environ.get(name):
+    return value
+  try:
+    return kind(os.environ[name])
+  except ValueError:
+    raise UserError(f"${name}={os.environ[name]!r} is not a valid {kind.__name__}") from None
+
+
+def start_processes() -> None:
+  """jax.distributed.initialize from --coordinator_address/--num_processes/--process_id (or
+  their JAX_* variables), or with auto-detection under --distributed; nothing otherwise.
+  Must run before JAX touches a device. CPU processes talk over gloo collectives."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  f = flags.FLAGS
+  address = _from_env(f.coordinator_address, "JAX_COORDINATOR_ADDRESS")
+  count = _from_env(f.num_processes, "JAX_NUM_PROCESSES", int)
+  index = _from_env(f.process_id, "JAX_PROCESS_ID", int)
+  if not address and not f.distributed:
+    if count not in (None, 1) or index not in (None, 0):
+      raise UserError("--num_processes/--process_id need --coordinator_address=HOST:PORT "
+                      "(or --distributed on a cluster JAX detects)")
+    return
+  if address:
+    if count is None or index is None:
+      raise UserError("--coordinator_address needs --num_processes and --process_id "
+                      "(or $JAX_NUM_PROCESSES and $JAX_PROCESS_ID)")
+    if count < 1 or not 0 <= index < count:
+      raise UserError(f"--process_id={index} must be in 0..{count - 1} (--num_processes={count})")
+  from gen import processes  # pylint: disable=g-import-not-at-top
+  processes.initialize(address, count, index, f.heartbeat_timeout)
+
+
+def _finish_processes() -> None:
+  import jax  # pylint: disable=g-import-not-at-top
+  if jax.process_count() > 1:
+    from gen import processes  # pylint: disable=g-import-not-at-top
+    processes.finish()
+
+
+def run_tool(main, takes_args: bool = False, processes: bool = True) -> None:
   """Runs `main()` (or `main(args)`, the positional arguments) as a `python -m gen.*` tool:
-  absl flags, quiet logs, one-line errors."""
+  absl flags (and, with `processes`, the multi-process ones), quiet logs, one-line errors."""
   from absl import app  # pylint: disable=g-import-not-at-top
+  if processes:
+    define_process_flags()
 
   def wrapped(argv):
     quiet_logs()
     with user_errors():
+      if processes:
+        start_processes()
       if takes_args:
         main(argv[1:])
-        return
-      if len(argv) > 1:
+      elif len(argv) > 1:
         raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-      main()
+      else:
+        main()
+      if processes:
+        _finish_processes()
 
   app.run(wrapped, flags_parser=parse_flags)
 
@@ -104,7 +170,7 @@ def train_main(family: str | None = None) -> None:
   from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
 
   flags.DEFINE_string("workdir", None, "Run directory: checkpoints, samples, metrics.jsonl.")
-  flags.DEFINE_bool("distributed", False, "Call jax.distributed.initialize() (multi-host runs).")
+  define_process_flags()
   default = os.path.join(CONFIG_DIR, f"{family}.py") if family else None
   with flag_errors(sys.argv):  # config_flags applies --config.* overrides already here
     config_flags.DEFINE_config_file(
@@ -121,13 +187,12 @@ def train_main(family: str | None = None) -> None:
       with flag_errors(sys.argv):  # config_flags may load the file only now
         config = flags_.config
         config_family = config.get("family")
-      import jax  # pylint: disable=g-import-not-at-top
-      if flags_.distributed:
-        jax.distributed.initialize()
+      start_processes()
       if family and config_family != family:
         raise UserError(f"config {flags_['config'].config_filename!r} is for family "
                         f"{config_family!r}, not {family!r}")
       from gen import trainer  # pylint: disable=g-import-not-at-top
       trainer.train(config, flags_.workdir)
+      _finish_processes()
 
   app.run(main, flags_parser=parse_flags)

@@ -73,13 +73,15 @@ def _evaluate_images(names):
 def main():
   if bool(FLAGS.workdir) == bool(FLAGS.images):
     raise UserError("pass exactly one of --workdir (a run) or --images (with --ref)")
-  from gen import metrics, run_dir, sharding, trainer  # pylint: disable=g-import-not-at-top
+  from gen import metrics, processes, run_dir, sharding, trainer  # pylint: disable=g-import-not-at-top
   from gen.data import open_builder  # pylint: disable=g-import-not-at-top
   if FLAGS.images:
     names = metrics.parse(FLAGS.metrics or "")
     if not names:
       raise UserError("no metrics to compute: pass --metrics (e.g. --metrics fid_digits)")
-    print(json.dumps(_evaluate_images(names)))
+    results = _evaluate_images(names)
+    if processes.primary():
+      print(json.dumps(results))
     return
   config, family, state = run_dir.restore_for_inference(FLAGS.workdir, FLAGS.member)
   if FLAGS["num-importance"].value is not None:
@@ -97,8 +99,9 @@ def main():
   builder = open_builder(config.data.name, config.data.data_dir or None)
   results = trainer.evaluate(config, family, state, builder, sharding.make_mesh(), names)
   member = {"member": FLAGS.member} if FLAGS.member is not None else {}
-  print(json.dumps({"step": int(state.step), **member, **results}))
-  sys.stdout.flush()
+  if processes.primary():
+    print(json.dumps({"step": int(state.step), **member, **results}))
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -350,4 +350,4 @@ def main(args: list[str]) -> None:
 
 if __name__ == "__main__":
   from gen.cli import run_tool  # pylint: disable=g-import-not-at-top
-  run_tool(main, takes_args=True)
+  run_tool(main, takes_args=True, processes=False)

@@ -37,7 +37,7 @@ def prepare(workdir: str) -> None:
   """Creates `workdir` and checks it is writable."""
   try:
     os.makedirs(workdir, exist_ok=True)
-    probe = os.path.join(workdir, ".write_test")
+    probe = os.path.join(workdir, f".write_test.{jax.process_index()}")  # one per process
     with open(probe, "w") as f:
       f.write("ok")
     os.remove(probe)

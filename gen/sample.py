@@ -36,10 +36,12 @@ def main():
     raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run, which does not sample images"
                     + (": use python -m gen.translate" if config.family == "cyclegan" else ""))
   out = family.sample(state, jax.random.key(FLAGS.seed), FLAGS.num)
-  write_npz(FLAGS.out, out)
-  shape = "x".join(map(str, out["images"].shape))
-  print(f"wrote {FLAGS.out}: images {shape} uint8"
-        + (", labels" if "labels" in out else ""), file=sys.stderr)
+  from gen import processes  # pylint: disable=g-import-not-at-top
+  if processes.primary():  # every process computed the same images; one writes them
+    write_npz(FLAGS.out, out)
+    shape = "x".join(map(str, out["images"].shape))
+    print(f"wrote {FLAGS.out}: images {shape} uint8"
+          + (", labels" if "labels" in out else ""), file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -87,6 +87,17 @@ def to_global(tree, sharding: NamedSharding):
   return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, np.asarray(x)), tree)
 
 
+def to_host(tree):
+  """Global jax.Arrays -> numpy arrays of their whole value, on every process, also when an
+  array spans processes (then gathered over them)."""
+  def get(x):
+    if isinstance(x, jax.Array) and not (x.is_fully_addressable or x.is_fully_replicated):
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+    return np.asarray(jax.device_get(x))
+  return jax.tree.map(get, tree)
+
+
 @functools.lru_cache(maxsize=None)
 def _taker(replicated: NamedSharding):
   return jax.jit(lambda state, i: jax.tree.map(lambda x: x[i], state), out_shardings=replicated)

@@ -213,4 +213,4 @@ def main():
 
 
 if __name__ == "__main__":
-  run_tool(main)
+  run_tool(main, processes=False)

@@ -22,7 +22,7 @@ import numpy as np
 from gen import checks
 from gen import metrics as metrics_lib
 from gen import members as members_lib
-from gen import run_dir, sharding
+from gen import processes, run_dir, sharding
 from gen.checkpointing import Checkpointer, abstract_like, signature
 from gen.data import DatasetInfo, Pipeline, dataset_info, open_builder
 from gen.errors import UserError
@@ -76,10 +76,10 @@ def _processes() -> dict:
   return dict(process_index=jax.process_index(), process_count=jax.process_count())
 
 
-def _eval_pipelines(config, builder, family, batch_size: int) -> list:
+def _eval_pipelines(config, builder, family, batch_size: int, processes: bool = True) -> list:
   return [Pipeline(builder, split, batch_size=batch_size, repeat=False,
                    image_size=config.data.image_size, value_range=family.value_range,
-                   cache=False, **_processes())
+                   cache=False, **(_processes() if processes else {}))
           for split in family.streams.splits(config.eval.split)]
 
 
@@ -88,10 +88,13 @@ def eval_batches(config, builder, family, mesh):
 
   The last batch is padded to full size. Families with Domains get {'A': batch, 'B': batch}
   from the domains' splits side by side; the shorter one is padded with fully masked batches.
+  Every process yields the same number of batches, and the global batches are those of one
+  process (see Pipeline): no example is dropped or counted twice on any number of hosts.
   """
   local_batch = sharding.check_batch_size(config.eval.batch_size)
   batch_sharding = sharding.eval_sharding(mesh)
   pipelines = _eval_pipelines(config, builder, family, local_batch)
+  count = max(p.num_batches for p in pipelines)
 
   def padded(batch):
     n = len(batch["image"])
@@ -100,19 +103,28 @@ def eval_batches(config, builder, family, mesh):
             "mask": (np.arange(local_batch) < n).astype(np.float32)}
 
   def batches():
-    for group in itertools.zip_longest(*pipelines):
-      full = next(b for b in group if b is not None)
-      parts = [padded(b if b is not None else {k: v[:0] for k, v in full.items()}) for b in group]
+    iters, empty = [iter(p) for p in pipelines], _empty_batch(pipelines[0].info)
+    for _ in range(count):
+      parts = [padded(next(it, empty)) for it in iters]
       yield sharding.to_global(family.streams.combine(parts), batch_sharding)
 
   return batches
 
 
+def _empty_batch(info: DatasetInfo) -> dict:
+  h, w, c = info.image_shape
+  out = {"image": np.zeros((0, h, w, c), np.float32)}
+  if info.num_classes:
+    out["label"] = np.zeros((0,), np.int32)
+  return out
+
+
 def picture_examples(config, builder, family):
-  """The first `family.picture_examples` images of the eval split(s): the same ones every time."""
+  """The first `family.picture_examples` images of the eval split(s): the same ones every time
+  and on every process."""
   if not family.picture_examples:
     return None
-  pipelines = _eval_pipelines(config, builder, family, family.picture_examples)
+  pipelines = _eval_pipelines(config, builder, family, family.picture_examples, processes=False)
   return family.streams.combine([next(iter(p))["image"] for p in pipelines])
 
 
@@ -375,30 +387,60 @@ def _train(config, workdir: str, stop: _StopOnSignals) -> None:
     return sharding.take_member(state, i, replicated) if members else state
 
   # ---------------------------------------------------------------- Loop
+  # A call runs _chunk() steps; calls end on the steps where something is logged, pictured,
+  # saved or evaluated (events), and only there does the host wait for the devices.
   primary = jax.process_index() == 0  # writes the files; every process computes
   log = RunLog(workdir, config.num_steps, members) if primary else None
   if log:
     log.truncate_after(step)
   meter = Meter(count)
   samples_dir = os.path.join(workdir, "samples")
+
+  def prepare(step: int):
+    """The next call's batches, stacked and sent to the devices (asynchronously)."""
+    k = _chunk(step, config)
+    batches = [next_batch() for _ in range(k)]
+    return k, sharding.to_global(jax.tree.map(lambda *xs: np.stack(xs), *batches), batch_sharding)
+
+  def settle(call) -> None:
+    """Reads a dispatched call's finiteness flags: stops on a non-finite step (nan_policy=drop:
+    freezes those members). Nothing of a call is logged or saved before it is settled."""
+    nonlocal alive  # calls settle in order: `alive` is as the call found it
+    outputs, before, alive_after = call
+    if members and nan_policy == "drop":
+      alive = _drop_members(outputs, before, ckpt, members, alive, np.asarray(alive_after, bool), log)
+    else:
+      _check_finite(outputs, before, ckpt, members)
+
+  events = [e for e in (config.log_every, config.sample_every, config.checkpoint_every,
+                        config.eval_every) if e]
+  carry = (state, jax.device_put(alive, state_sharding)) if members else state
   try:
-    while step < config.num_steps and not stop.signal:
-      k = _chunk(step, config)
-      batches = [next_batch() for _ in range(k)]
-      stacked = sharding.to_global(jax.tree.map(lambda *xs: np.stack(xs), *batches), batch_sharding)
-      if members:
-        (state, alive_now), outputs = run_steps((state, jax.device_put(alive, state_sharding)), stacked)
-        if nan_policy == "drop":
-          alive = _drop_members(outputs, step, ckpt, members, alive, np.asarray(alive_now, bool), log)
-        else:
-          _check_finite(outputs, step, ckpt, members)
-      else:
-        state, outputs = run_steps(state, stacked)
-        _check_finite(outputs, step, ckpt)  # before anything is logged or saved from this state
+    stopped = False
+    pending = None  # the last dispatched call, while it is not settled
+    upcoming = prepare(step) if step < config.num_steps else None
+    while step < config.num_steps:
+      if processes.any_process(stop.signal is not None):  # every process stops at the same step
+        stopped, stop.signal = True, stop.signal or "SIGTERM (to another process)"
+        break
+      k, stacked = upcoming
+      carry, outputs = run_steps(carry, stacked)  # dispatched; runs while the host goes on
+      call = (outputs, step, carry[1] if members else None)
       step += k
-      position += k * local_batch
+      position += k * config.batch_size  # global examples: the same on any number of hosts
       meter.add(outputs[0], outputs[1], k)
       end = step == config.num_steps
+      # Double buffering: the next call's batches are made and transferred now, while this
+      # call runs; then the previous call, finished by now, is settled without a wait.
+      upcoming = None if end else prepare(step)
+      if pending:
+        settle(pending)
+      pending = call
+      if not end and all(step % e for e in events):
+        continue
+      settle(pending)  # an event: this call's state is logged, pictured or saved
+      pending = None
+      state = carry[0] if members else carry
       if step % config.log_every == 0 or end:
         for m, summary in enumerate(meter.summary(config.batch_size)):
           if log and alive[m]:
@@ -424,7 +466,10 @@ def _train(config, workdir: str, stop: _StopOnSignals) -> None:
           mean = {name: float(np.mean([r[name] for r in results.values()]))
                   for name in next(iter(results.values()))}
           best_ckpt.save(step, state, meta_at(step, position), metrics=mean)
-    if stop.signal:  # also before the first step: then it saves the initial state
+    if stopped:  # also before the first step: then it saves the initial state
+      if pending:
+        settle(pending)
+      state = carry[0] if members else carry
       if ckpt.latest_step() != step:
         ckpt.save(step, state, meta_at(step, position))
       ckpt.wait()

@@ -41,9 +41,11 @@ def main():
   out = {"images": family.translate(state, images, FLAGS.direction)}
   if names is not None:
     out["names"] = np.asarray(names)
-  write_npz(FLAGS.out, out)
-  print(f"wrote {FLAGS.out}: images {'x'.join(map(str, out['images'].shape))} uint8 "
-        f"({FLAGS.direction})", file=sys.stderr)
+  from gen import processes  # pylint: disable=g-import-not-at-top
+  if processes.primary():  # every process computed the same images; one writes them
+    write_npz(FLAGS.out, out)
+    print(f"wrote {FLAGS.out}: images {'x'.join(map(str, out['images'].shape))} uint8 "
+          f"({FLAGS.direction})", file=sys.stderr)
 
 
 if __name__ == "__main__":

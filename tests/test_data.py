@@ -75,14 +75,27 @@ def test_random_flip_and_resize(mnist5k_builder):
   assert _take(big, 1)[0]["image"].shape == (4, 32, 32, 1)
 
 
-def test_per_process_sharding_of_the_split(mnist5k_builder):
-  parts = [Pipeline(mnist5k_builder, "test", batch_size=1000, repeat=False, process_index=i,
+def test_processes_split_each_global_batch_of_the_one_process_stream(mnist5k_builder):
+  """P processes yield, side by side, the global batches of one process: training (shuffled,
+  resumed mid-epoch) and evaluation (one pass, no example dropped or repeated)."""
+  kw = dict(seed=5, start=4990, random_flip=True)  # 4990: the stream crosses an epoch
+  parts = [_take(Pipeline(mnist5k_builder, "train", batch_size=8, process_index=i,
+                          process_count=2, **kw), 3) for i in range(2)]
+  whole = _take(Pipeline(mnist5k_builder, "train", batch_size=16, **kw), 3)
+  for step in range(3):
+    for key in ("image", "label"):
+      np.testing.assert_array_equal(
+          np.concatenate([parts[0][step][key], parts[1][step][key]]), whole[step][key])
+
+  evals = [Pipeline(mnist5k_builder, "test", batch_size=300, repeat=False, process_index=i,
                     process_count=2) for i in range(2)]
-  assert [p.info.num_examples for p in parts] == [500, 500]
-  a, b = (next(iter(p)) for p in parts)
-  together = np.concatenate([a["image"], b["image"]])
-  whole = next(iter(Pipeline(mnist5k_builder, "test", batch_size=1000, repeat=False)))
-  np.testing.assert_array_equal(together, whole["image"])
+  assert [p.num_batches for p in evals] == [2, 2]  # 1,000 examples in global batches of 600
+  got = [list(p) for p in evals]
+  assert [[len(b["image"]) for b in g] for g in got] == [[300, 300], [300, 100]]
+  together = np.concatenate([b["image"] for i in range(2) for b in (got[0][i], got[1][i])])
+  one = np.concatenate([b["image"] for b in Pipeline(mnist5k_builder, "test", batch_size=600,
+                                                     repeat=False)])
+  np.testing.assert_array_equal(together, one)
 
 
 def test_pipeline_under_tfds_mock_data(monkeypatch, tmp_path):

@@ -84,6 +84,27 @@ def open_builder(name: str, data_dir: str | None = None):
     raise UserError(f"cannot open dataset {name!r} in {data_dir}: {_first_line(e)}") from None
   if builder.is_prepared():
     return builder
+  return _prepare_in_turn(name, builder, data_dir, tfds)
+
+
+def _prepare_in_turn(name: str, builder, data_dir: str, tfds):
+  """Prepares `name`; in a multi-process run one process at a time, each after the previous
+  one is done, so processes sharing a data_dir never write it at once (the first prepares, the
+  others find it prepared) and hosts with their own disks each prepare their copy."""
+  import jax  # pylint: disable=g-import-not-at-top
+  count = jax.process_count()
+  for turn in range(count):
+    if turn == jax.process_index():
+      builder = tfds.builder(name, data_dir=data_dir)  # sees what earlier turns prepared
+      if not builder.is_prepared():
+        _prepare(name, builder, data_dir)
+    if count > 1:
+      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      multihost_utils.sync_global_devices(f"gen-prepare-{name}-{turn}")
+  return builder
+
+
+def _prepare(name: str, builder, data_dir: str) -> None:
   if name.split("/")[0] not in OFFLINE_DATASETS and not _network_available():
     raise UserError(
         f"dataset {name!r} is not prepared in {data_dir} and cannot be downloaded (no network); "
@@ -94,7 +115,6 @@ def open_builder(name: str, data_dir: str | None = None):
   except Exception as e:
     raise UserError(f"could not download and prepare dataset {name!r} into {data_dir}: "
                     f"{_first_line(e)}") from None
-  return builder
 
 
 def _first_line(e: Exception) -> str:
@@ -108,7 +128,7 @@ class DatasetInfo:
   name: str
   image_shape: tuple[int, int, int]  # (H, W, C) after the pipeline's resize
   num_classes: int  # 0 when the dataset has no `label` class feature
-  num_examples: int  # in the requested split (this process's slice where dataset_info is given one)
+  num_examples: int  # in the requested split, whole (every process reads it; see Pipeline)
 
 
 def _image_feature(builder, image_key: str):
@@ -119,15 +139,7 @@ def _image_feature(builder, image_key: str):
   return features[image_key]
 
 
-def _process_split(tfds, split: str, process_index: int, process_count: int):
-  if process_count == 1:
-    return split
-  return tfds.split_for_jax_process(split, process_index=process_index,
-                                    process_count=process_count, drop_remainder=True)
-
-
-def dataset_info(builder, split: str, image_size: int = 0, image_key: str = "image",
-                 process_index: int = 0, process_count: int = 1) -> DatasetInfo:
+def dataset_info(builder, split: str, image_size: int = 0, image_key: str = "image") -> DatasetInfo:
   """Shapes, classes and size of `split`; `image_size` > 0 means square-resized images."""
   _, tfds = _tf_and_tfds()
   feature = _image_feature(builder, image_key)
@@ -142,9 +154,8 @@ def dataset_info(builder, split: str, image_size: int = 0, image_key: str = "ima
   features = builder.info.features
   num_classes = getattr(features["label"], "num_classes", 0) if "label" in features else 0
   try:
-    sub = _process_split(tfds, split, process_index, process_count)
     # No split metadata (tfds.testing.mock_data): -1, and Pipeline counts the records.
-    num_examples = builder.info.splits[sub].num_examples if builder.info.splits.keys() else -1
+    num_examples = builder.info.splits[split].num_examples if builder.info.splits.keys() else -1
   except (KeyError, ValueError):
     raise UserError(f"dataset {builder.info.full_name!r} has no split {split!r} "
                     f"(splits: {', '.join(builder.info.splits.keys())})") from None
@@ -159,6 +170,14 @@ class Pipeline:
   `value_range`, and `label` int32 [B] when the dataset has class labels.
   With `repeat=True` it is endless and starts at example `start`; otherwise it
   is one pass in file order with the last partial batch kept.
+
+  With `process_count` P > 1 every process walks the same global stream (global
+  batches of P x batch_size, shuffled as in one process) and keeps its own slots,
+  [process_index x B, (process_index + 1) x B) of each global batch; it decodes only
+  those. The global batches, the resume position (`start`, in global examples) and
+  the evaluation passes are then the same on any number of processes. A one-pass
+  stream yields `num_batches` batches on every process, the last ones possibly
+  partial or empty (the caller pads them).
   """
 
   def __init__(self, builder, split: str, *, batch_size: int, seed: int = 0,
@@ -168,12 +187,11 @@ class Pipeline:
                start: int = 0, cache: bool = True, image_key: str = "image",
                process_index: int = 0, process_count: int = 1):
     tf, tfds = _tf_and_tfds()
-    self.info = dataset_info(builder, split, image_size, image_key, process_index, process_count)
-    sub = _process_split(tfds, split, process_index, process_count)
+    self.info = dataset_info(builder, split, image_size, image_key)
     feature = _image_feature(builder, image_key)
     has_label = self.info.num_classes > 0
 
-    raw = builder.as_dataset(split=sub, shuffle_files=False,
+    raw = builder.as_dataset(split=split, shuffle_files=False,
                              decoders={image_key: tfds.decode.SkipDecoding()})
     raw = raw.map(lambda ex: (ex[image_key], ex["label"] if has_label else tf.constant(0, tf.int64)))
     if self.info.num_examples < 0:
@@ -181,6 +199,8 @@ class Pipeline:
       self.info = dataclasses.replace(self.info, num_examples=count)
     n = self.info.num_examples
     h, w, c = self.info.image_shape
+    global_batch = batch_size * process_count
+    self.num_batches = -(-n // global_batch)  # a one-pass stream's length, on every process
 
     def decode(encoded):
       image = feature.decode_example(encoded)
@@ -211,6 +231,9 @@ class Pipeline:
       ds = tf.data.Dataset.range(first_epoch, 2**62).flat_map(epoch).skip(offset)
     else:
       ds = epoch(tf.constant(0, tf.int64))
+    if process_count > 1:  # this process's slots of every global batch, before any decoding
+      ds = ds.enumerate().filter(  # slots count from `start`: global batches begin there
+          lambda j, x: (j % global_batch) // batch_size == process_index).map(lambda j, x: x)
 
     lo, hi = value_range
 

@@ -95,9 +95,10 @@ def load() -> tuple[dict, float]:
     raise UserError(f"the digit classifier reached {accuracy:.2%} test accuracy, below "
                     f"{MIN_ACCURACY:.0%}")
   os.makedirs(cache_dir(), exist_ok=True)
-  with open(path + ".tmp", "wb") as f:
+  tmp = f"{path}.{os.getpid()}.tmp"  # processes of one run may write it at once
+  with open(tmp, "wb") as f:
     f.write(serialization.msgpack_serialize({"params": params, "accuracy": np.float64(accuracy)}))
-  os.replace(path + ".tmp", path)
+  os.replace(tmp, path)
   return params, accuracy
 
 

@@ -57,9 +57,10 @@ def convert(state_dict: dict) -> dict:
 def save(variables: dict, path: str) -> None:
   from flax import serialization  # pylint: disable=g-import-not-at-top
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-  with open(path + ".tmp", "wb") as f:
+  tmp = f"{path}.{os.getpid()}.tmp"  # processes of one run may write it at once
+  with open(tmp, "wb") as f:
     f.write(serialization.msgpack_serialize(variables))
-  os.replace(path + ".tmp", path)
+  os.replace(tmp, path)
 
 
 def weights_path(configured: str = "") -> str:

@@ -23,7 +23,7 @@ import os
 import jax
 import numpy as np
 
-from gen import checks
+from gen import checks, sharding
 from gen import images as image_lib
 from gen.errors import UserError
 from gen.families import Sampler
@@ -69,8 +69,9 @@ def reference_features(net, images_u8: np.ndarray, recompute: bool = False):
       return f["features"], f["logits"]
   features, logits = net(images_u8)
   os.makedirs(os.path.dirname(path), exist_ok=True)
-  np.savez(path + ".tmp.npz", features=features, logits=logits)
-  os.replace(path + ".tmp.npz", path)
+  tmp = f"{path}.{os.getpid()}.tmp.npz"  # processes of one run may write it at once
+  np.savez(tmp, features=features, logits=logits)
+  os.replace(tmp, path)
   return features, logits
 
 
@@ -107,7 +108,7 @@ def reference_images(batches, family) -> np.ndarray:
   """uint8 images of the evaluation split (padding dropped)."""
   parts = []
   for batch in batches():
-    b = jax.device_get(batch)
+    b = sharding.to_host(batch)
     parts.append(image_lib.to_uint8(b["image"], family.value_range)[b["mask"] > 0])
   return np.concatenate(parts)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from gen import sharding
 from gen.errors import UserError
 from gen.families import Translator
 from gen.metrics import register
@@ -45,7 +46,7 @@ def mae(family, state, batches, config, cache=None) -> dict[str, float]:
 
   totals = {}
   for batch in batches():
-    s = jax.device_get(sums(state, batch))
+    s = sharding.to_host(sums(state, batch))
     if not s.pop("paired"):
       raise UserError(f"metric 'mae' needs paired splits: {config.eval.split}A and "
                       f"{config.eval.split}B differ in length")

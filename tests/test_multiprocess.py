@@ -1,0 +1,148 @@
+"""Real multi-process runs: 2 processes on localhost, 2 fake CPU devices each (4 global
+devices, JAX's gloo collectives between them), against 1 process with 4 devices."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from conftest import ROOT, TINY_CYCLEGAN, TINY_GAN, TINY_VAE, metrics_rows, run
+
+LOSS_RTOL = 1e-4  # 2 x 2 and 1 x 4 devices reduce in different orders (measured: ~1e-6)
+
+
+def _port() -> int:
+  with socket.socket() as s:
+    s.bind(("localhost", 0))
+    return s.getsockname()[1]
+
+
+def start_processes(args, count: int = 2, devices: int = 2) -> list[subprocess.Popen]:
+  """`python ARGS...` as `count` processes of one run, each with `devices` fake devices."""
+  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+  address = f"localhost:{_port()}"
+  return [subprocess.Popen([sys.executable, *args, f"--coordinator_address={address}",
+                            f"--num_processes={count}", f"--process_id={i}"],
+                           cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True) for i in range(count)]
+
+
+def finish(procs, timeout: int = 300) -> list[tuple[int, str, str]]:
+  out = []
+  for p in procs:
+    stdout, stderr = p.communicate(timeout=timeout)
+    out.append((p.returncode, stdout, stderr))
+  return out
+
+
+def run_processes(args, **kw) -> list[tuple[int, str, str]]:
+  results = finish(start_processes(args, **kw))
+  for i, (rc, _, stderr) in enumerate(results):
+    assert rc == 0, f"process {i}: {stderr[-3000:]}"
+  return results
+
+
+def _close(a: list[dict], b: list[dict], rtol: float = LOSS_RTOL) -> None:
+  assert [r["step"] for r in a] == [r["step"] for r in b]
+  for x, y in zip(a, b):
+    assert x.keys() == y.keys()
+    for k, v in x.items():
+      if isinstance(v, float):
+        np.testing.assert_allclose(v, y[k], rtol=rtol, err_msg=f"step {x['step']} {k}")
+      else:
+        assert v == y[k], k
+
+
+def _wait_for_rows(workdir: str, rows: int, procs, timeout: float = 240) -> None:
+  path = os.path.join(workdir, "metrics.jsonl")
+  deadline = time.time() + timeout
+  while time.time() < deadline:
+    if os.path.exists(path) and sum(1 for _ in open(path)) >= rows:
+      return
+    assert all(p.poll() is None for p in procs), [p.communicate()[1][-2000:] for p in procs]
+    time.sleep(0.2)
+  raise AssertionError(f"no {rows} rows in {path} after {timeout} s")
+
+
+def test_gan_in_two_processes_equals_one_process_resumes_bitwise_and_the_tools_work(tmp_path):
+  gan = ["train_gan.py", *TINY_GAN, "--config.num_steps=4", "--config.eval.metrics=fid_digits",
+         "--config.eval.num_samples=64", "--config.eval.batch_size=104"]
+  two, one, parts = (str(tmp_path / n) for n in ("two", "one", "parts"))
+  run_processes([*gan, f"--workdir={two}"])
+  single = run([*gan, f"--workdir={one}"], devices=4)
+  assert single.returncode == 0, single.stderr
+  rows = metrics_rows(two)
+  assert [r["step"] for r in rows] == [1, 2, 3, 4, 4]  # one metrics.jsonl, written once
+  _close(rows, metrics_rows(one))  # losses and FID of 1,000 test digits in batches of 104
+  assert sorted(os.listdir(os.path.join(two, "samples"))) == [
+      "samples_0000002.png", "samples_0000004.png"]  # one set of pictures, by process 0
+  assert sorted(os.listdir(os.path.join(two, "checkpoints"))) == ["2", "4"]
+
+  # Stopped at step 2 and resumed by both processes: bitwise the uninterrupted run.
+  run_processes([*gan, f"--workdir={parts}", "--config.num_steps=2", "--config.eval.metrics="])
+  run_processes([*gan, f"--workdir={parts}"])
+  assert metrics_rows(parts) == rows
+
+  # The tools, in two processes: one output, the same numbers as in one process.
+  npz, npz1 = str(tmp_path / "s2.npz"), str(tmp_path / "s1.npz")
+  (_, out, _), (_, out1, _) = run_processes(
+      ["-m", "gen.evaluate", f"--workdir={two}", "--metrics=fid_digits"])
+  assert out1 == "" and json.loads(out)["fid_digits"] == pytest.approx(
+      rows[-1]["test_fid_digits"], rel=1e-6)  # stdout: process 0's JSON and nothing else
+  run_processes(["-m", "gen.sample", f"--workdir={two}", "--num=12", f"--out={npz}"])
+  alone = run(["-m", "gen.sample", f"--workdir={two}", "--num=12", f"--out={npz1}"])
+  assert alone.returncode == 0, alone.stderr
+  np.testing.assert_array_equal(np.load(npz)["images"], np.load(npz1)["images"])
+
+
+@pytest.mark.parametrize("args", [
+    ["train_vae.py", *TINY_VAE, "--config.num_steps=3", "--config.seeds=2",
+     "--config.eval.batch_size=104"],  # nll, and two members
+    ["train_cyclegan.py", *TINY_CYCLEGAN, "--config.num_steps=3", "--config.batch_size=4",
+     "--config.eval.batch_size=104"],  # mae over testA/testB
+], ids=["vae_members", "cyclegan"])
+def test_two_processes_equal_one_process(tmp_path, args):
+  run_processes([*args, f"--workdir={tmp_path / 'two'}"])
+  single = run([*args, f"--workdir={tmp_path / 'one'}"], devices=4)
+  assert single.returncode == 0, single.stderr
+  rows = metrics_rows(str(tmp_path / "two"))
+  assert any(k.startswith("test_") for r in rows for k in r)  # the evaluation is compared too
+  _close(rows, metrics_rows(str(tmp_path / "one")))
+
+
+def test_sigterm_to_both_processes_saves_one_checkpoint_and_exits_0(tmp_path):
+  workdir = str(tmp_path / "run")
+  procs = start_processes(["train_gan.py", *TINY_GAN, f"--workdir={workdir}",
+                           "--config.num_steps=100000", "--config.steps_per_call=1",
+                           "--config.checkpoint_every=100000", "--config.sample_every=100000"])
+  _wait_for_rows(workdir, 3, procs)
+  for p in procs:
+    p.send_signal(signal.SIGTERM)
+  results = finish(procs)
+  assert [rc for rc, _, _ in results] == [0, 0], [e[-2000:] for _, _, e in results]
+  steps = os.listdir(os.path.join(workdir, "checkpoints"))
+  assert len(steps) == 1 and int(steps[0]) >= 3
+  assert f"saved a checkpoint at step {steps[0]}" in results[0][2]
+
+
+def test_a_process_that_dies_stops_the_other_with_one_line(tmp_path):
+  workdir = str(tmp_path / "run")
+  procs = start_processes(["train_gan.py", *TINY_GAN, f"--workdir={workdir}",
+                           "--config.num_steps=100000", "--config.steps_per_call=1",
+                           "--heartbeat_timeout=3"])
+  _wait_for_rows(workdir, 2, procs)
+  procs[1].kill()
+  started = time.time()
+  rc, _, stderr = finish(procs[:1], timeout=120)[0]
+  procs[1].communicate()
+  assert rc != 0 and time.time() - started < 60, stderr[-3000:]
+  lines = [l for l in stderr.splitlines() if l.startswith("error:")]
+  assert len(lines) == 1 and lines[0].startswith("error: process 1 of this 2-process run stopped"), (
+      stderr[-3000:])
+  assert "Traceback" not in stderr
