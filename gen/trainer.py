@@ -48,6 +48,7 @@ def check_config(config) -> None:
   checks.one_of(config, "eval.best_mode", ("min", "max"))
   checks.one_of(config, "nan_policy", members_lib.NAN_POLICIES)
   checks.one_of(config, "member_map", ("auto", "vmap", "loop"))
+  checks.one_of(config, "compute_dtype", ("float32", "bfloat16"))
 
 
 def data_info(builder, splits: tuple[str, ...], config) -> DatasetInfo:

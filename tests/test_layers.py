@@ -6,7 +6,7 @@ import pytest
 
 from gen.errors import UserError
 from gen.models.dcgan import Discriminator, Generator, layout
-from gen.models.layers import UpConv
+from gen.models.layers import UpConv, conv_transpose_s2
 
 
 def _count(params) -> int:
@@ -33,6 +33,27 @@ def test_upconv_equals_flax_conv_transpose(shape, features):
   g = jax.grad(loss(ours), argnums=(0, 1))(params, x)
   for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_ref)):
     np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("k,padding", [(4, ((2, 2), (2, 2))), (3, ((1, 2), (1, 2)))])
+@pytest.mark.parametrize("features", [1, 3, 8])
+def test_every_upsampling_formulation_is_the_same_function(k, padding, features):
+  """The backends pick different formulations (layers.UPSAMPLE_BY_BACKEND): all must agree
+  with flax's ConvTranspose, values and gradients."""
+  x = jax.random.normal(jax.random.key(0), (2, 5, 6, 8))
+  reference = nn.ConvTranspose(features, (k, k), strides=(2, 2), padding=padding, use_bias=False)
+  params = reference.init(jax.random.key(1), x)
+  kernel = params["params"]["kernel"]
+  y_ref = reference.apply(params, x)
+  for formulation in ("gather", "native"):
+    np.testing.assert_allclose(conv_transpose_s2(x, kernel, formulation), y_ref, rtol=1e-5,
+                               atol=1e-5)
+    g = jax.grad(lambda w, x: jnp.sum(jnp.sin(conv_transpose_s2(x, w, formulation))),
+                 argnums=(0, 1))(kernel, x)
+    g_ref = jax.grad(lambda w, x: jnp.sum(jnp.sin(reference.apply({"params": {"kernel": w}}, x))),
+                     argnums=(0, 1))(kernel, x)
+    for a, b in zip(g, g_ref):
+      np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4)
 
 
 def test_upconv_matches_torch_conv_transpose_formula():

@@ -146,3 +146,14 @@ def test_a_process_that_dies_stops_the_other_with_one_line(tmp_path):
   assert len(lines) == 1 and lines[0].startswith("error: process 1 of this 2-process run stopped"), (
       stderr[-3000:])
   assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("flags,message", [
+    (["--coordinator_address=localhost:1", "--num_processes=2"], "needs --num_processes and --process_id"),
+    (["--coordinator_address=localhost:1", "--num_processes=2", "--process_id=2"], "must be in 0..1"),
+    (["--num_processes=2", "--process_id=1"], "need --coordinator_address"),
+])
+def test_process_flag_mistakes_are_one_line(tmp_path, flags, message):
+  result = run(["train_gan.py", *TINY_GAN, f"--workdir={tmp_path}", *flags])
+  assert result.returncode == 2 and result.stderr.strip().count("\n") == 0, result.stderr
+  assert message in result.stderr

@@ -9,6 +9,7 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.seed = 0  # the run's base PRNG key and the data order
   c.batch_size = 64  # global, over all devices and processes
   c.num_steps = 1000
+  c.compute_dtype = "float32"  # or bfloat16: activations and convolutions (GPU/TPU); state float32
   c.steps_per_call = 10  # train steps fused into one jitted lax.scan call
   c.log_every = 50  # metrics.jsonl / TensorBoard / console, averaged over the interval
   c.sample_every = 500  # PNG grids under workdir/samples/

@@ -116,6 +116,20 @@ class Family(abc.ABC):
     self.varied = frozenset(members.varied_names(config))  # settings members set themselves
     self._member_values = {}
 
+  def apply(self, module, variables: dict, *args, **kwargs):
+    """`module.apply` in the config's `compute_dtype`: for bfloat16 the parameters and the
+    floating inputs are cast for the computation only (the state keeps float32 parameters,
+    so gradients, optimizer state, EMA and BatchNorm statistics stay float32) and the floating
+    outputs come back as float32, so every loss is computed in float32."""
+    dtype = jnp.dtype(self.config.get("compute_dtype", "float32"))
+    if dtype == jnp.float32:
+      return module.apply(variables, *args, **kwargs)
+    cast = lambda t, to: jax.tree.map(
+        lambda x: x.astype(to) if jnp.issubdtype(jnp.asarray(x).dtype, jnp.floating) else x, t)
+    variables = {**variables, "params": cast(variables["params"], dtype)}
+    out = module.apply(variables, *cast(args, dtype), **kwargs)
+    return cast(out, jnp.float32)
+
   def setting(self, name: str):
     """The config's value of `name` ('optim.g_lr'), or, inside a member's step, that member's
     (a traced scalar) when `config.vary` varies it. A branch on a setting must also take

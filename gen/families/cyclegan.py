@@ -107,8 +107,8 @@ class Family(base.Family, base.Translator):
     cycle_weight, identity_weight = self.setting("loss.cycle_weight"), self.setting("loss.identity_weight")
     key_a, key_b = jax.random.split(key)
     real_a, real_b = batch["A"]["image"], batch["B"]["image"]
-    G = lambda params, x: self.generator.apply({"params": params}, x)
-    D = lambda params, x: self.discriminator.apply({"params": params}, x)
+    G = lambda params, x: self.apply(self.generator, {"params": params}, x)
+    D = lambda params, x: self.apply(self.discriminator, {"params": params}, x)
 
     def g_loss_fn(g_params):
       p_ab, p_ba = g_params
@@ -149,7 +149,7 @@ class Family(base.Family, base.Translator):
   def translate_batch(self, state: CycleGANState, x: jax.Array, direction: str) -> jax.Array:
     """Images in [-1, 1] of the source domain -> the other domain."""
     g = state.g_ab if direction == "AtoB" else state.g_ba
-    return self.generator.apply({"params": g.params}, x)
+    return self.apply(self.generator, {"params": g.params}, x)
 
   def pictures(self, state: CycleGANState, examples: dict) -> dict[str, np.ndarray]:
     """Rows of (real, translated, translated back): A -> B -> A and B -> A -> B."""

@@ -103,8 +103,8 @@ class Family(base.Family, base.Sampler):
 
   def _d(self, d_params, batch_stats, x, labels, update_stats=True):
     """D's logits and updated collections; BN in D always normalises with batch statistics."""
-    return self.discriminator.apply({"params": d_params, "batch_stats": batch_stats}, x, labels,
-                                    update_stats=update_stats, mutable=["batch_stats"])
+    return self.apply(self.discriminator, {"params": d_params, "batch_stats": batch_stats}, x,
+                      labels, update_stats=update_stats, mutable=["batch_stats"])
 
   def update(self, state: GANState, batch: dict, key: jax.Array) -> tuple[GANState, dict]:
     l = self.config.loss
@@ -117,8 +117,9 @@ class Family(base.Family, base.Sampler):
 
     # One G forward serves both updates: D trains on `fake`, G's gradient flows back through g_vjp.
     def generate(g_params):
-      fake, new = self.generator.apply({"params": g_params, "batch_stats": state.g.batch_stats},
-                                       z, labels, train=True, mutable=["batch_stats"])
+      fake, new = self.apply(self.generator, {"params": g_params,
+                                              "batch_stats": state.g.batch_stats},
+                             z, labels, train=True, mutable=["batch_stats"])
       return fake, new["batch_stats"]
 
     fake, g_vjp, g_stats = jax.vjp(generate, state.g.params, has_aux=True)
@@ -172,7 +173,7 @@ class Family(base.Family, base.Sampler):
 
   def generate(self, state: GANState, z: jax.Array, labels=None) -> jax.Array:
     """EMA generator in inference mode; images in [-1, 1]."""
-    return self.generator.apply({"params": state.ema_params, "batch_stats": state.g.batch_stats},
+    return self.apply(self.generator, {"params": state.ema_params, "batch_stats": state.g.batch_stats},
                                 z, labels, train=False)
 
   def sample(self, state: GANState, key: jax.Array, num: int, batch: int = 256) -> dict:

@@ -138,10 +138,10 @@ class Family(base.Family, base.Sampler, base.LikelihoodModel):
 
   def encode(self, params, x):
     """q(z|x): (mean, log sigma), each [B, latents]."""
-    return self.model.apply({"params": params}, x, method=VAE.encode)
+    return self.apply(self.model, {"params": params}, x, method=VAE.encode)
 
   def decode(self, params, z):
-    return self.model.apply({"params": params}, z, method=VAE.decode)
+    return self.apply(self.model, {"params": params}, z, method=VAE.decode)
 
   def model_inputs(self, x: jax.Array, key: jax.Array) -> jax.Array:
     """Data in [0, 1] -> what the likelihood models: binarised, dequantised or as is."""

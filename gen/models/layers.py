@@ -1,5 +1,6 @@
 """Layers shared by the model families."""
 
+import os
 from typing import Any, Callable
 
 import flax.linen as nn
@@ -102,6 +103,38 @@ def conv_transpose_3x3_s2(x: jax.Array, kernel: jax.Array) -> jax.Array:
   return jnp.stack(rows, axis=2).reshape(n, 2 * h, 2 * w, kernel.shape[-1])
 
 
+# Which formulation of the stride-2 up-sampling each backend runs. All compute the same function
+# (tests/test_layers.py); the choice is speed only, by measurement (benchmarks/upsample.py):
+#   cpu   'gather': the tap/phase forms above. XLA:CPU runs the native (dilated) transposed
+#         convolution's forward + backward 12x slower over DCGAN-64's and CycleGAN-256's
+#         up-sampling layers (2 cores: 3.1 vs 37.2 s; benchmarks/results/upsample_cpu.json).
+#   gpu, tpu  'native': lax.conv_transpose, which cuDNN and the TPU compiler lower to their own
+#         transposed-convolution kernels. No GPU/TPU measurement has been recorded in this
+#         repository yet: run benchmarks/upsample.py there and change the entry if 'gather'
+#         wins.
+UPSAMPLE_BY_BACKEND = {"cpu": "gather", "gpu": "native", "cuda": "native", "rocm": "native",
+                       "tpu": "native"}
+UPSAMPLE_FORMULATIONS = ("gather", "native")
+_NATIVE_PADDING = {4: ((2, 2), (2, 2)), 3: ((1, 2), (1, 2))}
+
+
+def upsample_formulation() -> str:
+  """$GEN_UPSAMPLE (gather | native), else UPSAMPLE_BY_BACKEND for the default backend."""
+  chosen = os.environ.get("GEN_UPSAMPLE") or UPSAMPLE_BY_BACKEND.get(jax.default_backend(), "native")
+  if chosen not in UPSAMPLE_FORMULATIONS:
+    raise ValueError(f"GEN_UPSAMPLE={chosen!r} must be one of {', '.join(UPSAMPLE_FORMULATIONS)}")
+  return chosen
+
+
+def conv_transpose_s2(x: jax.Array, kernel: jax.Array, formulation: str | None = None) -> jax.Array:
+  """The k x k (k = 3 or 4) stride-2 transposed convolution, H, W -> 2H, 2W, in the backend's
+  formulation (see UPSAMPLE_BY_BACKEND)."""
+  k = kernel.shape[0]
+  if (formulation or upsample_formulation()) == "native":
+    return lax.conv_transpose(x, kernel, (2, 2), _NATIVE_PADDING[k], dimension_numbers=_DN)
+  return conv_transpose_4x4_s2(x, kernel) if k == 4 else conv_transpose_3x3_s2(x, kernel)
+
+
 class UpConv(nn.Module):
   """A 4x4 (or 3x3) stride-2 transposed convolution, H, W -> 2H, 2W: see conv_transpose_*_s2."""
   features: int
@@ -115,8 +148,7 @@ class UpConv(nn.Module):
     if k not in (3, 4):
       raise ValueError(f"UpConv supports kernel sizes 3 and 4, not {k}")
     kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), jnp.float32)
-    up = conv_transpose_4x4_s2 if k == 4 else conv_transpose_3x3_s2
-    y = up(x, kernel.astype(x.dtype))
+    y = conv_transpose_s2(x, kernel.astype(x.dtype))
     if self.use_bias:
       y = y + self.param("bias", nn.initializers.zeros, (self.features,), jnp.float32)
     return y
