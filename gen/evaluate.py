@@ -67,7 +67,9 @@ def _evaluate_images(names):
   from gen import metrics  # pylint: disable=g-import-not-at-top
   metrics.check(names, config)
   reference, _ = _split_images(FLAGS.ref)
-  return quality.quality(names, images, labels, reference, config, {})
+  cache = {}
+  results = quality.quality(names, images, labels, reference, config, cache, FLAGS.ref)
+  return {**results, "protocol": quality.protocol(cache)}
 
 
 def main():
@@ -97,10 +99,12 @@ def main():
   config.eval.best_metric = ""  # this run's choice of best checkpoint is not evaluate's business
   metrics.check(names, config, family)
   builder = open_builder(config.data.name, config.data.data_dir or None)
-  results = trainer.evaluate(config, family, state, builder, sharding.make_mesh(), names)
+  protocol = {}
+  results = trainer.evaluate(config, family, state, builder, sharding.make_mesh(), names, protocol)
   member = {"member": FLAGS.member} if FLAGS.member is not None else {}
   if processes.primary():
-    print(json.dumps({"step": int(state.step), **member, **results}))
+    print(json.dumps({"step": int(state.step), **member, **results,
+                      **({"protocol": protocol} if protocol else {})}))
     sys.stdout.flush()
 
 

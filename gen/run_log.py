@@ -41,11 +41,14 @@ class RunLog:
     with open(self.path, "w") as f:
       f.writelines(lines)
 
-  def write(self, step: int, scalars: dict, member: int | None = None) -> None:
-    """One row: `scalars` at `step`, of `member` (tagged with its seed and values) if given."""
+  def write(self, step: int, scalars: dict, member: int | None = None,
+            extra: dict | None = None) -> None:
+    """One row: `scalars` at `step`, of `member` (tagged with its seed and values) if given;
+    `extra` (JSON) goes into the row only, not to TensorBoard or the console."""
     tags = self.members.tags(member) if member is not None else {}
     record = {"step": int(step), **tags,
-              **{k: (v if isinstance(v, str) else _plain(v)) for k, v in scalars.items()}}
+              **{k: (v if isinstance(v, str) else _plain(v)) for k, v in scalars.items()},
+              **(extra or {})}
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
     tb = self._tb(member)

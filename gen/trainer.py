@@ -25,6 +25,7 @@ from gen import members as members_lib
 from gen import processes, run_dir, sharding
 from gen.checkpointing import Checkpointer, abstract_like, signature
 from gen.data import DatasetInfo, Pipeline, dataset_info, open_builder
+from gen.data.pipeline import Augment
 from gen.errors import UserError
 from gen.families import get as get_family
 from gen.images import save_png
@@ -43,6 +44,7 @@ def check_config(config) -> None:
   if config.data.load_size and not 0 < config.data.image_size <= config.data.load_size:
     raise UserError(f"data.load_size={config.data.load_size} (resize, then random crop) needs "
                     f"0 < data.image_size <= load_size, not {config.data.image_size}")
+  Augment.from_config(config)  # data.rotation, resized_crop_*, colour jitter
   if config.eval_every < 0:
     raise UserError(f"eval_every={config.eval_every} must be >= 0 (0 = only at the end)")
   checks.one_of(config, "eval.best_mode", ("min", "max"))
@@ -129,9 +131,15 @@ def picture_examples(config, builder, family):
   return family.streams.combine([next(iter(p))["image"] for p in pipelines])
 
 
-def evaluate(config, family, state, builder, mesh, names: list[str]) -> dict[str, float]:
-  return metrics_lib.compute(names, family, state, eval_batches(config, builder, family, mesh),
-                             config)
+def evaluate(config, family, state, builder, mesh, names: list[str],
+             protocol: dict | None = None) -> dict[str, float]:
+  """{output: value}; `protocol`, if given, receives {output: how it was measured}."""
+  cache = {}
+  results = metrics_lib.compute(names, family, state, eval_batches(config, builder, family, mesh),
+                                config, cache)
+  if protocol is not None:
+    protocol.update(metrics_lib.protocol(cache))
+  return results
 
 
 def compile_steps(family, carry_sharding, members=None, member_order: bool = False,
@@ -303,6 +311,7 @@ def _train(config, workdir: str, stop: _StopOnSignals) -> None:
   builder = open_builder(config.data.name, config.data.data_dir or None)
   splits = family_cls.streams.splits(config.data.split)
   info = data_info(builder, splits, config)
+  Augment.from_config(config).check_channels(info.image_shape[-1])  # saturation, hue: RGB only
   family = family_cls(config, info)
   members = members_lib.from_config(config, family_cls, info)  # None: a plain run
   count = members.count if members else 1
@@ -365,6 +374,7 @@ def _train(config, workdir: str, stop: _StopOnSignals) -> None:
                                   image_size=config.data.image_size,
                                   load_size=config.data.load_size, value_range=family.value_range,
                                   random_flip=config.data.random_flip,
+                                  augment=Augment.from_config(config),
                                   shuffle_buffer=config.data.shuffle_buffer,
                                   cache=config.data.cache, **_processes()))
                     for i, split in enumerate(splits)]
@@ -458,10 +468,13 @@ def _train(config, workdir: str, stop: _StopOnSignals) -> None:
         started = time.perf_counter()
         results = {}
         for m in np.flatnonzero(alive):
-          results[int(m)] = evaluate(config, family, member_state(int(m)), builder, mesh, eval_names)
+          protocol = {}
+          results[int(m)] = evaluate(config, family, member_state(int(m)), builder, mesh, eval_names,
+                                     protocol)
           if log:
             log.write(step, {f"{config.eval.split}_{name}": v for name, v in results[int(m)].items()},
-                      member=int(m) if members else None)
+                      member=int(m) if members else None,
+                      extra={"protocol": protocol} if protocol else None)
         meter.exclude(time.perf_counter() - started)
         if best_ckpt:  # with members: the step where the members' mean is best
           mean = {name: float(np.mean([r[name] for r in results.values()]))

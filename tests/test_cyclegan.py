@@ -199,6 +199,23 @@ def test_train_cyclegan_cli_end_to_end_and_translate(tmp_path):
   with pytest.raises(UserError, match="has no 'images' array"):
     read_images(src)
 
+  # Translation FID: a translator that changes nothing scores exactly FID(testA, testB).
+  from gen import sharding
+  from gen.evaluate import _split_images
+  from gen.metrics import quality
+  config, family, state = restore_for_inference(workdir)
+  family.translate_batch = lambda state, x, direction: x
+  protocol = {}
+  got = trainer.evaluate(config, family, state, open_builder("digits2bold"), sharding.make_mesh(),
+                         ["fid_AtoB_digits", "fid_BtoA_digits"], protocol)
+  test_a, test_b = _split_images("digits2bold:testA")[0], _split_images("digits2bold:testB")[0]
+  want = quality.quality(["fid_digits"], test_a, None, test_b, config, {})["fid_digits"]
+  assert got["fid_AtoB_digits"] == pytest.approx(want, rel=1e-6) and want > 10
+  assert got["fid_BtoA_digits"] == pytest.approx(
+      quality.quality(["fid_digits"], test_b, None, test_a, config, {})["fid_digits"], rel=1e-6)
+  assert protocol["fid_AtoB_digits"] == (
+      "1000 testA translated vs digits2bold:testB (1000 images), digits-v1, resize none")
+
 
 def test_cyclegan_resume_is_bitwise_identical_including_the_pool(tmp_path):
   def config(num_steps):

@@ -82,6 +82,33 @@ def test_precision_recall():
   assert p == 0.0 and r == 0.0
 
 
+def test_density_and_coverage_by_hand_and_on_equal_distributions():
+  real = np.arange(10.0)[:, None]  # k = 1: every ball has radius 1 (strict, as prdc)
+  fake = np.array([[0.5], [0.0], [100.0]])  # in 2, 1 and 0 balls
+  density, coverage = fs.density_coverage(real, fake, k=1)
+  assert density == pytest.approx(3 / 3) and coverage == pytest.approx(2 / 10)
+  rng = np.random.default_rng(5)
+  density, coverage = fs.density_coverage(rng.normal(size=(2000, 4)), rng.normal(size=(2000, 4)))
+  # Equal distributions: E density = 1, E coverage = 1 - 2^-k = 0.969 for k = 5 (Naeem et al.)
+  assert abs(density - 1.0) < 0.06 and abs(coverage - (1 - 0.5**5)) < 0.02
+  density, coverage = fs.density_coverage(rng.normal(size=(2000, 4)), rng.normal(size=(2000, 4)) + 5)
+  assert density < 0.01 and coverage < 0.01
+
+
+def test_clean_resize_is_pil_bicubic_on_float_channels():
+  from PIL import Image
+  from gen.metrics.quality import clean_resize
+  images = np.random.default_rng(6).integers(0, 256, (2, 28, 28, 3), dtype=np.uint8)
+  got = clean_resize(images, 299)
+  want = np.asarray(Image.fromarray(images[1, :, :, 2].astype(np.float32), mode="F").resize(
+      (299, 299), Image.BICUBIC)).clip(0, 255)
+  np.testing.assert_array_equal(got[1, :, :, 2], want)
+  assert got.dtype == np.float32 and got.shape == (2, 299, 299, 3)
+  assert np.all(clean_resize(np.full((1, 28, 28, 1), 77, np.uint8), 299) == np.float32(77))
+  board = (np.indices((64, 64)).sum(0) % 2 * 255).astype(np.uint8)[None, :, :, None]
+  np.testing.assert_allclose(clean_resize(board, 8), 127.5, atol=1.0)  # antialiased when shrinking
+
+
 def test_digit_network_is_accurate_and_its_features_deterministic(mnist5k_builder, optimized_jax):
   from gen.metrics.digits import MIN_ACCURACY, DigitFeatures
   net = DigitFeatures()
@@ -94,9 +121,12 @@ def test_digit_network_is_accurate_and_its_features_deterministic(mnist5k_builde
 
 def test_evaluate_images_against_a_split_and_the_floor(tmp_path, mnist5k_builder):
   result = run(["-m", "gen.evaluate", "--images=mnist5k:test", "--ref=mnist5k:test",
-                "--metrics=fid_digits,pr_digits,is_digits"])
+                "--metrics=fid_digits,pr_digits,is_digits,dc_digits"])
   assert result.returncode == 0, result.stderr[-3000:]
   same = json.loads(result.stdout)
+  assert same["coverage_digits"] == 1.0 and same["density_digits"] >= 1.0
+  assert same["protocol"]["fid_digits"] == (
+      "1000 samples vs mnist5k:test (1000 images), digits-v1, resize none")
   assert abs(same["fid_digits"]) < 1e-4  # a set against itself (float64 rounding of ~1e3 traces)
   assert same["precision_digits"] == same["recall_digits"] == 1.0
   assert same["is_digits"] > 8.0  # confident, balanced predictions on real digits
@@ -124,6 +154,11 @@ def test_gan_run_logs_digit_metrics_and_keeps_the_best_checkpoint(tmp_path):
   assert result.returncode == 0, result.stderr[-3000:]
   printed = json.loads(result.stdout)
   np.testing.assert_allclose(printed["fid_digits"], evals[-1]["test_fid_digits"], rtol=1e-6)
+  # Each eval row and evaluate's output say how the numbers were measured.
+  measured = "100 samples vs mnist5k:test (1000 images), digits-v1, resize none"
+  assert evals[-1]["protocol"] == {"fid_digits": measured, "kid_digits": measured,
+                                   "kid_std_digits": measured}
+  assert printed["protocol"]["kid_digits"] == measured
 
 
 @pytest.mark.parametrize("args,message", [

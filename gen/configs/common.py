@@ -34,6 +34,20 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.data.shuffle_buffer = 10_000
   c.data.load_size = 0  # > 0: resize to load_size, then a random image_size crop (CycleGAN)
   c.data.random_flip = False
+  # Augmentations for little data (gen.data.pipeline.Augment), all off by default; per example
+  # after the crop, in this order: rotation, resized crop, flip, colour jitter. Each is drawn
+  # statelessly from (seed, example index), so a resumed run sees the same images.
+  c.data.rotation = 0.0  # max degrees a: uniform in [-a, a], bilinear, corners reflected
+  c.data.resized_crop_scale = ""  # e.g. '0.8,1': random crop of that area fraction, resized back
+  c.data.resized_crop_ratio = "3/4,4/3"  # its width/height range (with resized_crop_scale)
+  # Colour jitter as torchvision's ColorJitter (in this fixed order): a factor uniform in
+  # [max(0, 1-b), 1+b] scales brightness, contrast (towards the mean grey), saturation (towards
+  # each pixel's grey); hue shifts by uniform [-h, h] of the circle (h <= 0.5). Saturation and
+  # hue need RGB images (set on greyscale data they are an error).
+  c.data.brightness = 0.0
+  c.data.contrast = 0.0
+  c.data.saturation = 0.0
+  c.data.hue = 0.0
   c.data.cache = True  # keep the encoded split in memory (fine up to a few GB)
   c.data.member_order = False  # members: each seed its own data order (default: the same batches)
 
@@ -45,6 +59,7 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.eval.seed = 0  # evaluation's own randomness (binarisation, importance samples, samples)
   c.eval.num_samples = 0  # fid/kid/is/pr: generated images compared with the eval split
   c.eval.inception_weights = ""  # converted FID Inception ("" = $GEN_INCEPTION_WEIGHTS or cache)
+  c.eval.fid_resize = "bilinear"  # Inception input resize: bilinear (pytorch-fid) | clean (clean-fid)
   c.eval.recompute_reference = False  # recompute cached reference features
   c.eval.best_metric = ""  # e.g. fid_digits: also keep the best checkpoint in checkpoints_best/
   c.eval.best_mode = "min"  # min | max

@@ -23,8 +23,11 @@ from gen.errors import UserError
 
 # name -> module that registers it: the module is imported only when the metric is asked for.
 _MODULES = {"nll": "gen.metrics.likelihood", "mae": "gen.metrics.translation",
-            **{n: "gen.metrics.quality" for n in ("fid", "kid", "is", "pr", "fid_digits", "kid_digits",
-                                                 "is_digits", "pr_digits", "acc_digits")}}
+            **{n: "gen.metrics.translation" for n in ("fid_AtoB", "fid_BtoA", "fid_AtoB_digits",
+                                                     "fid_BtoA_digits")},
+            **{n: "gen.metrics.quality" for n in ("fid", "kid", "is", "pr", "dc", "fid_digits",
+                                                 "kid_digits", "is_digits", "pr_digits",
+                                                 "dc_digits", "acc_digits")}}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -87,7 +90,7 @@ def check(names: list[str], config, family=None) -> None:
 
 # Outputs that are better larger (inception score, precision, recall, accuracy); the others
 # (FID, KID, NLL, bits/dim, MAE) are better smaller; spreads (`*_std*`) are not ranked.
-_HIGHER_IS_BETTER = ("is", "precision", "recall", "acc")
+_HIGHER_IS_BETTER = ("is", "precision", "recall", "density", "coverage", "acc")
 
 
 def better(output: str) -> str | None:
@@ -98,8 +101,15 @@ def better(output: str) -> str | None:
 
 
 def compute(names: list[str], family, state, batches, config, cache: dict | None = None) -> dict[str, float]:
+  """{output: value}. How each was measured (samples, reference, network) is then in
+  `protocol(cache)`."""
   cache = {} if cache is None else cache
   out = {}
   for name in names:
     out.update(get(name).fn(family, state, batches, config, cache))
   return out
+
+
+def protocol(cache: dict) -> dict[str, str]:
+  """{output: how it was measured}, for the outputs whose metric records it (fid, kid, ...)."""
+  return dict(cache.get("protocol", {}))

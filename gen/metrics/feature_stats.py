@@ -5,6 +5,7 @@
              (Binkowski et al. 2018; torch-fidelity's defaults: 100 subsets of 1000)
   inception_score   exp E[KL(p(y|x) || p(y))] over 10 splits, mean and std (Salimans et al. 2016)
   precision_recall  k-NN manifold precision and recall, k = 3 (Kynkaanniemi et al. 2019)
+  density_coverage  k-NN density and coverage, k = 5 (Naeem et al. 2020)
 """
 
 from __future__ import annotations
@@ -91,3 +92,19 @@ def precision_recall(real, fake, k: int = 3) -> tuple[float, float]:
   """Precision: fakes inside the real k-NN manifold; recall: reals inside the fake one."""
   real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
   return (_coverage(real, _radii(real, k), fake), _coverage(fake, _radii(fake, k), real))
+
+
+def density_coverage(real, fake, k: int = 5) -> tuple[float, float]:
+  """Density and coverage (Naeem et al. 2020, clovaai/generative-evaluation-prdc, k = 5).
+
+  density = (1 / kM) sum_j #{i: fake_j in B(real_i, r_i)}, coverage = fraction of reals whose
+  ball holds some fake; r_i is real_i's distance to its k-th nearest real neighbour.
+  """
+  real, fake = np.asarray(real, np.float64), np.asarray(fake, np.float64)
+  radii = _radii(real, k)
+  inside_count, covered = np.zeros(len(fake)), np.zeros(len(real), bool)
+  for i in range(0, len(fake), 1000):
+    inside = _sq_distances(fake[i:i + 1000], real) < radii[None, :]  # strict, as prdc
+    inside_count[i:i + 1000] = inside.sum(axis=1)
+    covered |= inside.any(axis=0)
+  return float(inside_count.sum() / (k * len(fake))), float(covered.mean())

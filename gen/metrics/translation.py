@@ -8,13 +8,20 @@ and the trivial baselines it must beat:
   mae_identity     mean |a - b|            (translate nothing)
   mae_AtoB_meanB   mean |mean(B) - b|      (always answer the mean test B image)
   mae_BtoA_meanA   mean |mean(A) - a|
+
+`fid_AtoB`, `fid_BtoA` (and `*_digits` on the digit classifier's features): FID of the
+translated eval split against the other domain's eval split, unpaired, as CycleGAN
+papers score horse2zebra (test A translated vs test B). Protocol and reference caching as
+in gen.metrics.quality.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from gen import images as image_lib
 from gen import sharding
 from gen.errors import UserError
 from gen.families import Translator
@@ -62,3 +69,51 @@ def mae(family, state, batches, config, cache=None) -> dict[str, float]:
   out = {k: float(totals[k]) / n for k in ("mae_AtoB", "mae_BtoA", "mae_identity")}
   out.update(mae_AtoB_meanB=to_mean_b / n, mae_BtoA_meanA=to_mean_a / n)
   return {k: float(v) for k, v in out.items()}
+
+
+def _domain_images(family, state, batches, domain: str, direction: str | None, cache: dict):
+  """uint8 images of the eval split's `domain` ('A' or 'B'), translated by `direction` if
+  given, padding dropped; computed once per evaluation."""
+  key = ("translation", domain, direction)
+  if key not in cache:
+    translate = jax.jit(lambda s, x: family.translate_batch(s, x, direction)) if direction else None
+    parts = []
+    for batch in batches():
+      x = translate(state, batch[domain]["image"]) if translate else batch[domain]["image"]
+      host = sharding.to_host({"x": x, "mask": batch[domain]["mask"]})
+      parts.append(image_lib.to_uint8(host["x"], family.value_range)[host["mask"] > 0])
+    cache[key] = np.concatenate(parts)
+  return cache[key]
+
+
+def _translation_fid(name: str):
+  direction = name.split("_")[1]  # fid_AtoB[_digits]
+  source, target = direction[0], direction[-1]
+
+  def fn(family, state, batches, config, cache):
+    from gen.metrics import feature_stats, quality  # pylint: disable=g-import-not-at-top
+    kind = "digits" if name.endswith("_digits") else "inception"
+    net = quality.feature_net(kind, config, cache)
+    translated = _domain_images(family, state, batches, source, direction, cache)
+    reference = _domain_images(family, state, batches, target, None, cache)
+    ref_name = f"{config.data.name}:{config.eval.split}{target}"
+    ref_features, _ = quality.reference_features(
+        net, reference, config.eval.get("recompute_reference", False), ref_name)
+    resize = getattr(net, "resize", "none")
+    cache.setdefault("protocol", {})[name] = (
+        f"{len(translated)} {config.eval.split}{source} translated vs {ref_name} "
+        f"({len(reference)} images), {net.name.removesuffix('-' + resize)}, resize {resize}")
+    return {name: feature_stats.fid(net(translated)[0], ref_features)}
+  return fn
+
+
+def _check_fid(name: str):
+  def check(config, family):
+    if not name.endswith("_digits"):
+      from gen.metrics import quality  # pylint: disable=g-import-not-at-top
+      quality.check_inception(config)
+  return check
+
+
+for _name in ("fid_AtoB", "fid_BtoA", "fid_AtoB_digits", "fid_BtoA_digits"):
+  register(_name, outputs=(_name,), needs=Translator, check=_check_fid(_name))(_translation_fid(_name))

@@ -120,6 +120,7 @@ class InceptionE(nn.Module):
 
 class FIDInceptionV3(nn.Module):
   """x in [-1, 1], [N, 299, 299, 3] -> {'pool': [N, 2048], 'logits': [N, 1008]}."""
+  logits: bool = True  # False: no 'fc' (weights from the TF graph, which has no 1008-way layer)
 
   @nn.compact
   def __call__(self, x):
@@ -140,6 +141,8 @@ class FIDInceptionV3(nn.Module):
     x = InceptionE(max_pool=False, name="Mixed_7b")(x)
     x = InceptionE(max_pool=True, name="Mixed_7c")(x)
     pool = jnp.mean(x, axis=(1, 2))
+    if not self.logits:
+      return {"pool": pool}
     return {"pool": pool, "logits": nn.Dense(1008, name="fc")(pool)}
 
 
