@@ -14,6 +14,7 @@ resuming reads raw records only.
 from __future__ import annotations
 
 import dataclasses
+import fractions
 import functools
 import os
 import socket
@@ -131,6 +132,101 @@ class DatasetInfo:
   num_examples: int  # in the requested split, whole (every process reads it; see Pipeline)
 
 
+@dataclasses.dataclass(frozen=True)
+class Augment:
+  """Per-example augmentations beyond `random_flip` and `load_size`'s crop; all off by default.
+
+  In the per-example map, in this order: decode -> crop/resize -> rotation -> resized crop ->
+  flip -> colour jitter. Each draws its randomness statelessly from its own seed folded out of
+  the element's (seed, global index), so a resumed stream is bitwise that of an uninterrupted
+  one, and turning one augmentation on does not change the draws of another. Images go to
+  float in [0, 1] for these and back to uint8 (rounded, clipped) before batching.
+
+  rotation: max degrees a; the angle is uniform in [-a, a] (positive: counter-clockwise),
+    bilinear, corners filled by reflecting the image (the edge pixel repeated: 'reflect' as in
+    keras' RandomRotation), so a generator never learns blank corners.
+  resized_crop_scale, resized_crop_ratio: Inception-style random resized crop: a box of area
+    fraction in [min, max] and aspect ratio (width / height) in [min, max], resized (bilinear)
+    back to the image size; after 100 draws that do not fit, the whole image.
+    `resized_crop_scale=None` is off.
+  brightness, contrast, saturation, hue: torchvision ColorJitter's semantics, applied in that
+    fixed order (torchvision shuffles it): factors uniform in [max(0, 1 - b), 1 + b], brightness
+    scales the image, contrast blends it with its mean grey level, saturation with its per-pixel
+    grey (0.2989 R + 0.587 G + 0.114 B); hue shifts the HSV hue by a fraction uniform in
+    [-hue, hue], hue <= 0.5; each clamps to [0, 1]. Saturation and hue need RGB images:
+    on other channel counts they are a UserError (see `check_channels`).
+  """
+  rotation: float = 0.0
+  resized_crop_scale: tuple[float, float] | None = None
+  resized_crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+  brightness: float = 0.0
+  contrast: float = 0.0
+  saturation: float = 0.0
+  hue: float = 0.0
+
+  def __post_init__(self):
+    if not 0 <= self.rotation <= 180:
+      raise UserError(f"data.rotation={self.rotation} must be in [0, 180] (max degrees either way)")
+    if self.resized_crop_scale is not None:
+      lo, hi = self.resized_crop_scale
+      if not 0 < lo <= hi <= 1:
+        raise UserError(f"data.resized_crop_scale={_pair_text(self.resized_crop_scale)} must be "
+                        f"min,max area fractions with 0 < min <= max <= 1")
+    lo, hi = self.resized_crop_ratio
+    if not 0 < lo <= hi:
+      raise UserError(f"data.resized_crop_ratio={_pair_text(self.resized_crop_ratio)} must be "
+                      f"min,max aspect ratios (width / height) with 0 < min <= max")
+    for name in ("brightness", "contrast", "saturation"):
+      if not getattr(self, name) >= 0:
+        raise UserError(f"data.{name}={getattr(self, name)} must be >= 0")
+    if not 0 <= self.hue <= 0.5:
+      raise UserError(f"data.hue={self.hue} must be in [0, 0.5] (a fraction of the hue circle)")
+
+  @classmethod
+  def from_config(cls, config) -> Augment:
+    """From the trainer config's `data.*` (missing keys: off); bad values are a UserError."""
+    data = config.data
+    return cls(rotation=float(data.get("rotation", 0.0)),
+               resized_crop_scale=_parse_pair(data.get("resized_crop_scale", ""),
+                                              "data.resized_crop_scale"),
+               resized_crop_ratio=_parse_pair(data.get("resized_crop_ratio", ""),
+                                              "data.resized_crop_ratio") or (3 / 4, 4 / 3),
+               **{name: float(data.get(name, 0.0))
+                  for name in ("brightness", "contrast", "saturation", "hue")})
+
+  def check_channels(self, channels: int) -> None:
+    if channels != 3:
+      for name in ("saturation", "hue"):
+        if getattr(self, name):
+          raise UserError(f"data.{name}={getattr(self, name)} needs RGB images; this dataset's "
+                          f"have {channels} channel(s): leave it 0")
+
+  @property
+  def colour(self) -> bool:
+    return bool(self.brightness or self.contrast or self.saturation or self.hue)
+
+  @property
+  def active(self) -> bool:
+    return bool(self.rotation or self.resized_crop_scale or self.colour)
+
+
+def _parse_pair(text, name: str) -> tuple[float, float] | None:
+  """'0.8,1.0', '3/4,4/3', '(0.08, 1)' or a 2-sequence -> (lo, hi); '' or None -> None."""
+  if text is None or (isinstance(text, str) and not text.strip()):
+    return None
+  parts = text.strip().strip("()[]").split(",") if isinstance(text, str) else list(text)
+  try:
+    if len(parts) != 2:
+      raise ValueError
+    return tuple(float(fractions.Fraction(str(p).strip())) for p in parts)
+  except (ValueError, ZeroDivisionError):
+    raise UserError(f"{name}={text!r} must be two numbers min,max (e.g. 0.8,1 or 3/4,4/3)") from None
+
+
+def _pair_text(pair) -> str:
+  return ",".join(f"{v:g}" for v in pair)
+
+
 def _image_feature(builder, image_key: str):
   features = builder.info.features
   if image_key not in features:
@@ -183,7 +279,7 @@ class Pipeline:
   def __init__(self, builder, split: str, *, batch_size: int, seed: int = 0,
                image_size: int = 0, value_range: tuple[float, float] = (-1.0, 1.0),
                shuffle_buffer: int = 10_000, random_flip: bool = False, load_size: int = 0,
-               repeat: bool = True,
+               augment: Augment | None = None, repeat: bool = True,
                start: int = 0, cache: bool = True, image_key: str = "image",
                process_index: int = 0, process_count: int = 1):
     tf, tfds = _tf_and_tfds()
@@ -199,6 +295,8 @@ class Pipeline:
       self.info = dataclasses.replace(self.info, num_examples=count)
     n = self.info.num_examples
     h, w, c = self.info.image_shape
+    augment = augment or Augment()
+    augment.check_channels(c)
     global_batch = batch_size * process_count
     self.num_batches = -(-n // global_batch)  # a one-pass stream's length, on every process
 
@@ -244,8 +342,22 @@ class Pipeline:
       element_seed = tf.stack([tf.cast(seed, tf.int64), index])
       if load_size:
         image = tf.image.stateless_random_crop(image, (h, w, c), seed=element_seed[::-1])
+      # Each augmentation its own seed (flip and crop keep theirs: older streams stay the same).
+      fold = lambda k: tf.random.experimental.stateless_fold_in(element_seed, k)
+      if augment.active:
+        image = tf.ensure_shape(tf.cast(image, tf.float32) / 255.0, (h, w, c))
+      if augment.rotation:
+        angle = tf.random.stateless_uniform((), fold(1), -augment.rotation, augment.rotation)
+        image = rotate(tf, image, angle)
+      if augment.resized_crop_scale:
+        image = resized_crop(tf, image, fold(2), augment.resized_crop_scale,
+                             augment.resized_crop_ratio)
       if random_flip:
         image = tf.image.stateless_random_flip_left_right(image, seed=element_seed)
+      if augment.colour:
+        image = colour_jitter(tf, image, jitter_factors(tf, fold(3), augment))
+      if augment.active:  # back to uint8 as the decoded images are: per_batch scales them
+        image = tf.cast(tf.clip_by_value(tf.round(image * 255.0), 0, 255), tf.uint8)
       return index, (image, label)
 
     def per_batch(index, x):
@@ -256,7 +368,7 @@ class Pipeline:
         out["label"] = tf.cast(label, tf.int32)
       return out
 
-    if random_flip or load_size or not decoded:
+    if random_flip or load_size or augment.active or not decoded:
       ds = ds.map(per_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=repeat)
     ds = ds.map(per_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -275,3 +387,82 @@ def _center_crop_resize(tf, image, size: int):
   image = image[top:top + side, left:left + side]
   image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
   return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+# Per-image augmentations: float images [H, W, C] in [0, 1] in and out (see Augment).
+
+def rotate(tf, image, degrees):
+  """Rotates counter-clockwise by `degrees` about the centre: bilinear, reflected corners."""
+  shape = tf.shape(image)
+  h, w = tf.cast(shape[0], tf.float32), tf.cast(shape[1], tf.float32)
+  theta = tf.cast(degrees, tf.float32) * (np.pi / 180.0)
+  cos, sin = tf.cos(theta), tf.sin(theta)
+  # Maps each output pixel (x, y) to where it samples the input (keras' get_rotation_matrix).
+  dx = ((w - 1) - (cos * (w - 1) - sin * (h - 1))) / 2.0
+  dy = ((h - 1) - (sin * (w - 1) + cos * (h - 1))) / 2.0
+  transform = tf.stack([cos, -sin, dx, sin, cos, dy, 0.0, 0.0])[None]
+  out = tf.raw_ops.ImageProjectiveTransformV3(
+      images=image[None], transforms=transform, output_shape=shape[:2],
+      fill_value=tf.constant(0.0), interpolation="BILINEAR", fill_mode="REFLECT")
+  return tf.ensure_shape(out[0], image.shape)
+
+
+def resized_crop(tf, image, seed, scale: tuple[float, float], ratio: tuple[float, float]):
+  """Inception-style: a random box of area fraction in `scale` and width/height in `ratio`
+  (the whole image when 100 draws do not fit), resized bilinearly back to the image's size."""
+  shape = tf.shape(image)
+  begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
+      shape, bounding_boxes=tf.constant([[[0.0, 0.0, 1.0, 1.0]]]), seed=seed,
+      min_object_covered=0.0, aspect_ratio_range=ratio, area_range=scale, max_attempts=100,
+      use_image_if_no_bounding_boxes=True)
+  crop = tf.slice(image, begin, size)
+  out = tf.image.resize(crop, shape[:2], method="bilinear")
+  return tf.ensure_shape(out, image.shape)
+
+
+def jitter_factors(tf, seed, augment: Augment):
+  """[brightness, contrast, saturation, hue] drawn as torchvision's ColorJitter draws them;
+  one uniform each, so a factor's draw does not depend on which others are on."""
+  u = tf.random.stateless_uniform((4,), seed)
+  lo = tf.constant([max(0.0, 1.0 - augment.brightness), max(0.0, 1.0 - augment.contrast),
+                    max(0.0, 1.0 - augment.saturation), -augment.hue])
+  hi = tf.constant([1.0 + augment.brightness, 1.0 + augment.contrast,
+                    1.0 + augment.saturation, augment.hue])
+  return lo + u * (hi - lo)
+
+
+def colour_jitter(tf, image, factors):
+  """Brightness, contrast, saturation, hue with the given factors (1, 1, 1, 0: unchanged)."""
+  image = adjust_brightness(tf, image, factors[0])
+  image = adjust_contrast(tf, image, factors[1])
+  if image.shape[-1] == 3:  # else Augment.check_channels has made sure they are off
+    image = adjust_saturation(tf, image, factors[2])
+    image = adjust_hue(tf, image, factors[3])
+  return image
+
+
+def _grey(tf, image):
+  """torchvision's rgb_to_grayscale (ITU-R 601-2 luma) on RGB; the image itself otherwise."""
+  if image.shape[-1] != 3:
+    return image
+  return tf.reduce_sum(image * tf.constant([0.2989, 0.587, 0.114]), axis=-1, keepdims=True)
+
+
+def _blend(tf, image, other, factor):
+  return tf.clip_by_value(factor * image + (1.0 - factor) * other, 0.0, 1.0)
+
+
+def adjust_brightness(tf, image, factor):
+  return _blend(tf, image, tf.zeros_like(image), factor)
+
+
+def adjust_contrast(tf, image, factor):
+  return _blend(tf, image, tf.reduce_mean(_grey(tf, image)), factor)
+
+
+def adjust_saturation(tf, image, factor):
+  return _blend(tf, image, _grey(tf, image), factor)
+
+
+def adjust_hue(tf, image, delta):
+  return tf.clip_by_value(tf.image.adjust_hue(image, delta), 0.0, 1.0)
