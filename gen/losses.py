@@ -10,6 +10,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from gen import augment
+
 @dataclasses.dataclass(frozen=True)
 class AdversarialLoss:
   d: Callable[[jax.Array, jax.Array], jax.Array]  # (logits on real, logits on fake) -> D's loss
@@ -72,7 +74,12 @@ def r1_penalty(d: Callable[[jax.Array], jax.Array], real: jax.Array) -> jax.Arra
 @dataclasses.dataclass(frozen=True)
 class CriticBatch:
   """What a D regulariser may look at: the critic (D's logits as a function of images, its
-  collections frozen), this step's real and fake images, D's logits on them and a key."""
+  collections frozen), this step's real and fake images, D's logits on them and a key.
+
+  With augmentation on (gen.augment: DiffAugment, ADA) `real` and `fake` are the images before
+  augmentation, `critic` is D after the augmentation with one draw of its own (so R1 and GP
+  are taken through the augmentation, as stylegan2-ada and DiffAugment do), and the logits are
+  those of D's loss, on its own augmented draws."""
   critic: Callable[[jax.Array], jax.Array]
   real: jax.Array
   fake: jax.Array
@@ -122,6 +129,15 @@ def lecam_penalty(batch: CriticBatch, ema: dict, decay: float) -> tuple[jax.Arra
   return value, {"real": real, "fake": fake, "count": count}
 
 
+def consistency_penalty(critic: Callable[[jax.Array], jax.Array], x: jax.Array,
+                        key: jax.Array) -> jax.Array:
+  """Balanced consistency regularisation's term (bCR, Zhao et al. 2021): mean over the batch
+  of (D(x) - D(T(x)))^2, T = gen.augment.consistency_transform (a random x-flip and an integer
+  translation within 1/8 of the size) drawn from `key`. Gradients flow through both D(x) and
+  D(T(x)), as in the paper."""
+  return jnp.mean((critic(x) - critic(augment.consistency_transform(x, key))) ** 2)
+
+
 D_REGULARIZERS = {
     "gp": DRegularizer("gp_weight", stateless(
         lambda b: gradient_penalty(b.critic, b.real, b.fake, b.key))),
@@ -130,6 +146,11 @@ D_REGULARIZERS = {
         "lecam_weight", lambda b, ema, setting: lecam_penalty(b, ema, setting("lecam_decay")),
         init=lambda l: {"real": jnp.zeros(()), "fake": jnp.zeros(()),
                         "count": jnp.zeros((), jnp.int32)}),
+    # bCR: lambda_real * (D(x) - D(T(x)))^2 + lambda_fake * (D(G(z)) - D(T(G(z))))^2
+    "bcr_real": DRegularizer("bcr_real", stateless(
+        lambda b: consistency_penalty(b.critic, b.real, jax.random.fold_in(b.key, 1)))),
+    "bcr_fake": DRegularizer("bcr_fake", stateless(
+        lambda b: consistency_penalty(b.critic, b.fake, jax.random.fold_in(b.key, 2)))),
 }
 
 

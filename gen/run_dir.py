@@ -16,6 +16,7 @@ which never renames, moves or deletes anything here.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 
@@ -58,9 +59,29 @@ def read_config(workdir: str):
     raise UserError(f"{workdir!r} is not a run directory: no config.json")
   try:
     with open(path) as f:
-      return ml_collections.ConfigDict(json.load(f))
+      config = ml_collections.ConfigDict(json.load(f))
   except (OSError, ValueError) as e:
     raise UserError(f"cannot read {path}: {e}") from None
+  return _with_defaults(config)
+
+
+def _with_defaults(config):
+  """Keys that a config.json written before they existed lacks take the family's defaults
+  (gen/configs/<family>.py), which leave new features off: older runs still load."""
+  try:
+    defaults = importlib.import_module(f"gen.configs.{config.get('family')}").get_config()
+  except (ImportError, AttributeError, TypeError, ValueError):
+    return config
+
+  def fill(node, default):
+    for key, value in default.items():
+      if key not in node:
+        node[key] = value
+      elif hasattr(value, "items") and hasattr(node[key], "items"):
+        fill(node[key], value)
+
+  fill(config, defaults)
+  return config
 
 
 def family_for(workdir: str, ckpt: Checkpointer):

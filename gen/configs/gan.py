@@ -1,4 +1,4 @@
-"""DCGAN (Radford et al. 2016) configs.
+"""GAN configs: DCGAN (Radford et al. 2016), and the SNGAN and BigGAN ResNets (variants below).
 
 Default (no arg): DCGAN on the offline `mnist5k` digits (28x28x1), batch 64,
 non-saturating loss, Adam(2e-4, 0.5, 0.999), EMA of G, 2,000 steps, evaluated
@@ -19,8 +19,27 @@ or downloadable:
   celeb_a    64x64x3 (central crop, resize), 50k steps: the pytorch/examples setup.
   sngan      cifar10 with spectral norm, no BN in D, hinge loss, n_critic 1.
   wgan_gp    cifar10 with WGAN-GP (lambda 10, n_critic 5, Adam(1e-4, 0.5, 0.9)), no BN in D.
+  sngan_resnet  cifar10, SNGAN's ResNet (model.arch=sngan) as kwotsin/mimicry trains it: hinge,
+             n_critic 5, Adam(2e-4, 0, 0.9), batch 64, 100k G steps (500k D steps), no flips,
+             no EMA (mimicry samples the raw G; its linear LR decay is not implemented here).
+  biggan     cifar10, class-conditional BigGAN (model.arch=biggan) as PyTorch-StudioGAN's
+             src/configs/CIFAR10/BigGAN.yaml: z 80 (4 chunks of 20), shared embedding 128,
+             ngf = ndf = 96, self-attention at 16x16, hinge, n_critic 5, Adam(2e-4, 0.5, 0.999)
+             (StudioGAN's defaults), batch 64, EMA 0.9999, flips, 100k G steps (500k D steps).
+  sngan_resnet_tiny, biggan_tiny  the same architectures with narrow channels on mnist5k
+             resized to 32x32, n_critic 2, 2 steps: smoke runs and tests.
+`sngan` is DCGAN's network with SNGAN's spectral norm and loss (the SNGAN paper's "standard
+CNN" setting); `sngan_resnet` is its ResNet. model.arch (dcgan | sngan | biggan, see
+gen/models/resnet_gan.py) sets G and D; model.ngf/model.ndf are the ResNets' widths too
+(SNGAN: the block channels; BigGAN: its ch); model.d_norm and model.spectral_norm concern
+dcgan only (the ResNet Ds are always spectrally normalised, without BN; BigGAN's G too).
 Any value can be overridden: `--config.loss.kind=hinge --config.model.conditional=True`,
 `--config.loss.lecam_weight=0.3` (LeCam regularisation of D).
+Data-limited training (gen/augment.py): `--config.augment.diffaugment=color,translation,cutout`
+(DiffAugment), `--config.augment.ada=bgc` (ADA; p adapts towards r_t = ada_target every
+ada_interval D steps, by at most 1 per ada_kimg thousand images: for a run of a few thousand
+steps use an ada_kimg of a few tens, or p barely moves), `--config.loss.bcr_real=10
+--config.loss.bcr_fake=10` (balanced consistency regularisation); ADA's p is logged as ada_p.
 """
 
 import ml_collections
@@ -43,6 +62,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.d_norm = "batch"  # batch | layer | none
   c.model.spectral_norm = False  # in D
   c.model.conditional = False  # one-hot label into G, projection D
+  c.model.arch = "dcgan"  # dcgan | sngan (ResNet, 32x32) | biggan (32, 64, 128): resnet_gan.py
+  c.model.shared_dim = 128  # biggan: the shared class embedding that conditions G's BNs
+  c.model.attention_res = -1  # biggan: self-attention at this resolution; -1 size/2, 0 none
   c.model.ema_decay = 0.999  # of G's weights; samples and evaluation use the EMA
 
   c.loss = ml_collections.ConfigDict()
@@ -52,6 +74,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.loss.r1_gamma = 0.0  # R1 weight gamma; the penalty is gamma/2 * E||grad D(x)||^2
   c.loss.lecam_weight = 0.0  # LeCam (Tseng et al. 2021) lambda; > 0 adds it to D's loss
   c.loss.lecam_decay = 0.99  # of LeCam's moving averages of D's mean outputs
+
+  # Data-limited training (gen/augment.py). Augmentations apply to everything D sees: its
+  # loss on real and fake images, G's loss on fakes (each call its own draw) and, through
+  # the critic, R1/GP/bCR. The defaults turn all of it off.
+  c.loss.bcr_real = 0.0  # bCR (Zhao et al. 2021) lambda_real on (D(x) - D(T(x)))^2; paper: 10
+  c.loss.bcr_fake = 0.0  # bCR lambda_fake on (D(G(z)) - D(T(G(z))))^2; paper: 10
+  c.augment = ml_collections.ConfigDict()
+  c.augment.diffaugment = ""  # DiffAugment policies, e.g. "color,translation,cutout"; "" off
+  c.augment.ada = ""  # ADA transforms: "bgc" (all), "blit", "geom", "color" or names, "" off
+  c.augment.ada_p = 0.0  # ADA's initial probability p, in [0, 1]
+  c.augment.ada_target = 0.6  # p rises while r_t = E[sign(D(real))] is above this, else falls
+  c.augment.ada_interval = 4  # D steps between adjustments of p; 0 keeps p at ada_p
+  c.augment.ada_kimg = 500.0  # thousands of real images for p to go 0 -> 1 (short runs: less)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.g_lr = 2e-4
@@ -80,9 +115,25 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.num_steps = 10_000
     c.sample_every = c.checkpoint_every = 1000
     c.eval.num_samples = 10_000
-  elif arg in ("cifar10", "sngan", "wgan_gp"):
+  elif arg in ("sngan_resnet_tiny", "biggan_tiny"):  # the ResNets' smoke runs (tests use them)
+    c.data.image_size = 32  # mnist5k's 28x28 resized
+    c.loss.kind = "hinge"
+    c.loss.n_critic = 2
+    if arg == "sngan_resnet_tiny":
+      c.model.arch = "sngan"
+      c.model.ngf = c.model.ndf = 8
+    else:
+      c.model.arch = "biggan"
+      c.model.conditional = True
+      c.model.ngf, c.model.ndf = 2, 4  # G blocks 8 channels, D blocks 8
+      c.model.shared_dim = 8
+    c.model.z_dim = 16
+    shrink_to_tiny(c, batch_size=8)
+    c.steps_per_call = 2
+    c.eval.metrics = c.eval.best_metric = ""
+  elif arg in ("cifar10", "sngan", "wgan_gp", "sngan_resnet", "biggan"):
     c.data.name = "cifar10"
-    c.data.random_flip = True
+    c.data.random_flip = arg != "sngan_resnet"
     c.num_steps = 50_000
     c.log_every = 100
     c.sample_every = c.checkpoint_every = c.eval_every = 5000
@@ -98,6 +149,24 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       c.loss.n_critic = 5
       c.optim.g_lr = c.optim.d_lr = 1e-4
       c.optim.b2 = 0.9
+    elif arg == "sngan_resnet":  # mimicry's SNGAN-32 CIFAR-10 run
+      c.model.arch = "sngan"
+      c.model.z_dim, c.model.ngf, c.model.ndf = 128, 256, 128
+      c.model.ema_decay = 0.0
+      c.loss.kind = "hinge"
+      c.loss.n_critic = 5
+      c.optim.b1, c.optim.b2 = 0.0, 0.9
+      c.num_steps = 500_000  # D steps: 100k G steps
+    elif arg == "biggan":  # StudioGAN src/configs/CIFAR10/BigGAN.yaml (and its defaults)
+      c.model.arch = "biggan"
+      c.model.conditional = True
+      c.model.z_dim, c.model.ngf, c.model.ndf, c.model.shared_dim = 80, 96, 96, 128
+      c.model.attention_res = 16
+      c.model.ema_decay = 0.9999
+      c.loss.kind = "hinge"
+      c.loss.n_critic = 5
+      c.optim.b1, c.optim.b2 = 0.5, 0.999
+      c.num_steps = 500_000  # D steps: 100k G steps
   elif arg == "celeb_a":
     c.data.name = "celeb_a"
     c.data.image_size = 64
@@ -107,5 +176,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.metrics, c.eval.best_metric, c.eval.num_samples = "fid,kid", "fid", 10_000
   else:
     raise ValueError(f"unknown gan config variant {arg!r}: mnist5k, tiny, mnist, cifar10, "
-                     f"celeb_a, sngan, wgan_gp")
+                     f"celeb_a, sngan, wgan_gp, sngan_resnet, biggan, sngan_resnet_tiny, "
+                     f"biggan_tiny")
   return c

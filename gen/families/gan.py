@@ -1,7 +1,9 @@
-"""The GAN family: DCGAN G and D, adversarial losses (a table), EMA of G, n_critic, D regularisers."""
+"""The GAN family: DCGAN, SNGAN or BigGAN G and D (model.arch), adversarial losses (a table), EMA
+of G, n_critic, D regularisers."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import flax.struct
@@ -10,10 +12,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gen import checks, images, losses
+from gen import augment, checks, images, losses
 from gen.data import DatasetInfo
 from gen.errors import UserError
 from gen.families import base, register
+from gen.models import resnet_gan
 from gen.models.dcgan import Discriminator, Generator, layout
 from gen.train_state import ModelState, ema_update
 
@@ -34,13 +37,27 @@ class RegularizedGANState(GANState):
   d_reg: Any  # {name: state} of the active D regularisers that keep state
 
 
+@flax.struct.dataclass
+class AugmentedGANState(GANState):
+  """With ADA on (config.augment.ada): its state, gen.augment.ada_init (p and the sums behind
+  r_t), checkpointed so that a resumed run adapts p exactly as an uninterrupted one. A separate
+  class for the same reason as RegularizedGANState."""
+  ada: Any
+
+
+@flax.struct.dataclass
+class RegularizedAugmentedGANState(RegularizedGANState):
+  """A stateful D regulariser and ADA."""
+  ada: Any
+
+
 @register("gan")
 class Family(base.Family, base.Sampler):
   value_range = (-1.0, 1.0)
   picture_examples = 0  # pictures need no data
   numeric_settings = ("optim.g_lr", "optim.d_lr", "optim.b1", "optim.b2", "model.ema_decay",
                       *(f"loss.{r.weight}" for r in losses.D_REGULARIZERS.values()),
-                      "loss.lecam_decay")
+                      "loss.lecam_decay", "augment.ada_target", "augment.ada_kimg")
 
   @classmethod
   def check_config(cls, config, info: DatasetInfo) -> None:
@@ -49,7 +66,11 @@ class Family(base.Family, base.Sampler):
     if h != w:
       raise UserError(f"DCGAN needs square images, dataset {info.name!r} has {h}x{w}: "
                       f"set --config.data.image_size")
-    layout(h)
+    checks.one_of(config, "model.arch", resnet_gan.ARCHS)
+    if m.arch == "dcgan":
+      layout(h)
+    else:  # sngan: 32 only; biggan: 32/64/128, z_dim in equal chunks, attention_res
+      resnet_gan.check(m, h)
     if m.conditional and not info.num_classes:
       raise UserError(f"model.conditional=True needs class labels, dataset {info.name!r} has none")
     checks.one_of(config, "loss.kind", losses.GAN_LOSSES)
@@ -58,6 +79,7 @@ class Family(base.Family, base.Sampler):
                     "loss.n_critic")
     checks.in_unit_interval(config, "optim.b1", "optim.b2", "model.ema_decay", "loss.lecam_decay")
     checks.non_negative(config, *(f"loss.{r.weight}" for r in losses.D_REGULARIZERS.values()))
+    augment.check_config(config, info)
 
   def __init__(self, config, info: DatasetInfo):
     super().__init__(config, info)
@@ -65,9 +87,15 @@ class Family(base.Family, base.Sampler):
     size, _, channels = info.image_shape
     self.num_classes = info.num_classes if m.conditional else 0
     self.z_dim = m.z_dim
-    self.generator = Generator(size, channels, m.z_dim, m.ngf, self.num_classes)
-    self.discriminator = Discriminator(size, channels, m.ndf, self.num_classes, m.d_norm,
-                                       m.spectral_norm)
+    if m.arch == "dcgan":
+      self.generator = Generator(size, channels, m.z_dim, m.ngf, self.num_classes)
+      self.discriminator = Discriminator(size, channels, m.ndf, self.num_classes, m.d_norm,
+                                         m.spectral_norm)
+    else:  # ResNet G and D (gen.models.resnet_gan), same call signatures. Their spectral-norm
+      # state sits in batch_stats beside BN's: G's advances in training steps (train=True,
+      # mutable) and stays put in `generate` (train=False), D's as update_stats says.
+      self.generator, self.discriminator = resnet_gan.networks(m, size, channels,
+                                                               self.num_classes)
     # The D regularisers this config turns on (weight > 0, or varied over members).
     self.regularizers = {name: r for name, r in losses.D_REGULARIZERS.items()
                          if config.loss[r.weight] > 0 or f"loss.{r.weight}" in self.varied}
@@ -94,12 +122,22 @@ class Family(base.Family, base.Sampler):
                   g=ModelState.create(g_vars, self.optimizer("g")),
                   d=ModelState.create(d_vars, self.optimizer("d")),
                   ema_params=g_vars["params"])
-    if not self.stateful:
-      return GANState(**fields)
-    return RegularizedGANState(**fields, d_reg={
-        name: self.regularizers[name].init(self.config.loss) for name in self.stateful})
+    extra = {}
+    if self.stateful:
+      extra["d_reg"] = {name: self.regularizers[name].init(self.config.loss)
+                        for name in self.stateful}
+    if self.augmentation.ada:
+      extra["ada"] = augment.ada_init(self.config.augment.ada_p)
+    cls = {(): GANState, ("d_reg",): RegularizedGANState, ("ada",): AugmentedGANState,
+           ("d_reg", "ada"): RegularizedAugmentedGANState}[tuple(extra)]
+    return cls(**fields, **extra)
 
   # -- training -------------------------------------------------------------
+
+  @functools.cached_property
+  def augmentation(self) -> augment.Augment:
+    """What D sees: DiffAugment and ADA as config.augment turns them on (identity if off)."""
+    return augment.Augment.from_config(self.config)
 
   def _d(self, d_params, batch_stats, x, labels, update_stats=True):
     """D's logits and updated collections; BN in D always normalises with batch statistics."""
@@ -114,6 +152,14 @@ class Family(base.Family, base.Sampler):
     real = batch["image"]
     labels = batch.get("label") if self.num_classes else None
     z = jax.random.normal(key_z, (real.shape[0], self.z_dim), real.dtype)
+    # Augmentation of everything D sees, each call its own draw (keys folded in, so that the
+    # other keys stay what they are without augmentation): D's loss on real, on fake, G's loss,
+    # and the regularisers' critic.
+    aug = self.augmentation
+    p = state.ada["p"] if aug.ada else None
+    aug_keys = (jax.random.split(jax.random.fold_in(key, 0xA06), 4) if aug.active
+                else (None,) * 4)
+    seen_as = lambda x, k: aug(x, k, p) if aug.active else x
 
     # One G forward serves both updates: D trains on `fake`, G's gradient flows back through g_vjp.
     def generate(g_params):
@@ -125,11 +171,12 @@ class Family(base.Family, base.Sampler):
     fake, g_vjp, g_stats = jax.vjp(generate, state.g.params, has_aux=True)
 
     def d_loss_fn(d_params):
-      real_logits, new = self._d(d_params, state.d.batch_stats, real, labels)
-      fake_logits, new = self._d(d_params, new["batch_stats"], fake, labels)
+      real_logits, new = self._d(d_params, state.d.batch_stats, seen_as(real, aug_keys[0]), labels)
+      fake_logits, new = self._d(d_params, new["batch_stats"], seen_as(fake, aug_keys[1]), labels)
       loss = adversarial_loss.d(real_logits, fake_logits)
       metrics = {"d_loss": loss, "d_real": jnp.mean(real_logits), "d_fake": jnp.mean(fake_logits)}
-      critic = lambda x: self._d(d_params, new["batch_stats"], x, labels, update_stats=False)[0]
+      critic = lambda x: self._d(d_params, new["batch_stats"], seen_as(x, aug_keys[3]), labels,
+                                 update_stats=False)[0]
       seen = losses.CriticBatch(critic, real, fake, real_logits, fake_logits, key_reg)
       reg_states = {}
       for name, reg in self.regularizers.items():
@@ -138,16 +185,17 @@ class Family(base.Family, base.Sampler):
         if name in self.stateful:
           reg_states[name] = reg_state
         loss += reg.scale * self.setting(f"loss.{reg.weight}") * metrics[name]
-      return loss, (new["batch_stats"], metrics, reg_states)
+      return loss, (new["batch_stats"], metrics, reg_states, real_logits)
 
-    (_, (d_stats, metrics, d_reg)), d_grads = jax.value_and_grad(
+    (_, (d_stats, metrics, d_reg, real_logits)), d_grads = jax.value_and_grad(
         d_loss_fn, has_aux=True)(state.d.params)
     d = state.d.apply_gradients(d_grads, tx=self.optimizer("d"), batch_stats=d_stats)
     metrics["d_grad_norm"] = optax.global_norm(d_grads)
 
     def g_update(_):
       def adversarial(fake):
-        logits, _ = self._d(d.params, d.batch_stats, fake, labels, update_stats=False)
+        logits, _ = self._d(d.params, d.batch_stats, seen_as(fake, aug_keys[2]), labels,
+                            update_stats=False)
         return adversarial_loss.g(logits)
       g_loss, d_fake = jax.value_and_grad(adversarial)(fake)
       (g_grads,) = g_vjp(d_fake)
@@ -167,7 +215,18 @@ class Family(base.Family, base.Sampler):
       metrics.update(g_loss=base.Sometimes(g_loss, g_step),
                      g_grad_norm=base.Sometimes(g_norm, g_step))
     new = state.replace(g=g, d=d, ema_params=ema)
-    return (new.replace(d_reg=d_reg) if self.stateful else new), metrics
+    if self.stateful:
+      new = new.replace(d_reg=d_reg)
+    if aug.ada:  # ADA's heuristic: p follows r_t = E[sign(D(augmented real))] to its target
+      interval = self.config.augment.ada_interval
+      ada, r_t, adjusted = augment.ada_adjust(
+          state.ada, real_logits, state.step, interval, self.setting("augment.ada_target"),
+          self.setting("augment.ada_kimg"))
+      new = new.replace(ada=ada)
+      metrics["ada_p"] = ada["p"]  # after this step's adjustment
+      if interval:
+        metrics["ada_rt"] = base.Sometimes(r_t, adjusted)
+    return new, metrics
 
   # -- sampling -------------------------------------------------------------
 
