@@ -8,6 +8,13 @@ import tempfile
 
 import pytest
 
+try:  # before any test module imports TensorFlow: torchvision loads triton (through
+  # torch._dynamo), whose library segfaults the process when TensorFlow is already loaded
+  # (torch 2.14.1 / triton 3.8.0 / tensorflow-cpu 2.x). Loaded first, both work.
+  import torchvision  # pylint: disable=unused-import
+except ImportError:  # without the test extra: the tests that need it skip
+  pass
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TMP = tempfile.mkdtemp(prefix="gen-tests-")
 
