@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import metrics_rows
+from test_gan import batch, tiny  # the GAN tests' tiny config (section__name overrides) and batch
 from gen import augment, losses, run_dir, trainer
 from gen.configs.gan import get_config
 from gen.data import DatasetInfo
@@ -260,20 +261,6 @@ def test_bcr_by_hand():
 
 
 # -- in the GAN step -----------------------------------------------------------------------
-
-
-def tiny(**overrides):
-  c = get_config("tiny")
-  for k, v in overrides.items():
-    section, name = k.split("__")
-    c[section][name] = v
-  return c
-
-
-def batch(n=8, seed=0):
-  rng = np.random.default_rng(seed)
-  return {"image": jnp.asarray(rng.uniform(-1, 1, (n, 28, 28, 1)), jnp.float32),
-          "label": jnp.asarray(rng.integers(0, 10, n), jnp.int32)}
 
 
 def run_steps(family, n):
