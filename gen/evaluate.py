@@ -76,7 +76,7 @@ def main():
   if bool(FLAGS.workdir) == bool(FLAGS.images):
     raise UserError("pass exactly one of --workdir (a run) or --images (with --ref)")
   from gen import metrics, processes, run_dir, sharding, trainer  # pylint: disable=g-import-not-at-top
-  from gen.data import open_builder  # pylint: disable=g-import-not-at-top
+  from gen.data import open_config_builder  # pylint: disable=g-import-not-at-top
   if FLAGS.images:
     names = metrics.parse(FLAGS.metrics or "")
     if not names:
@@ -98,7 +98,7 @@ def main():
     raise UserError("no metrics to compute: pass --metrics (e.g. --metrics nll)")
   config.eval.best_metric = ""  # this run's choice of best checkpoint is not evaluate's business
   metrics.check(names, config, family)
-  builder = open_builder(config.data.name, config.data.data_dir or None)
+  builder = open_config_builder(config)
   protocol = {}
   results = trainer.evaluate(config, family, state, builder, sharding.make_mesh(), names, protocol)
   member = {"member": FLAGS.member} if FLAGS.member is not None else {}

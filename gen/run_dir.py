@@ -10,8 +10,8 @@
 A run with members (gen.members) keeps one sample folder and one TensorBoard run per member
 (samples/member_<i>/, tensorboard/member_<i>/) and tags its metrics.jsonl rows with `member`.
 
-The read-only tools (gen.sample, gen.evaluate, gen.translate) use `restore_for_inference`,
-which never renames, moves or deletes anything here.
+The read-only tools (gen.sample, gen.interpolate, gen.evaluate, gen.translate) use
+`restore_for_inference`, which never renames, moves or deletes anything here.
 """
 
 from __future__ import annotations

@@ -24,8 +24,8 @@ from gen import metrics as metrics_lib
 from gen import members as members_lib
 from gen import processes, run_dir, sharding
 from gen.checkpointing import Checkpointer, abstract_like, signature
-from gen.data import DatasetInfo, Pipeline, dataset_info, open_builder
-from gen.data.pipeline import Augment
+from gen.data import DatasetInfo, Pipeline, dataset_info, open_config_builder, parse_image_size
+from gen.data.pipeline import FOLDER_PREFIX, Augment
 from gen.errors import UserError
 from gen.families import get as get_family
 from gen.images import save_png
@@ -39,11 +39,13 @@ def check_config(config) -> None:
   """Checks the settings the trainer itself uses; families and metrics check their own."""
   checks.positive(config, "batch_size", "steps_per_call", "log_every", "sample_every",
                   "checkpoint_every", "keep_checkpoints", "sample_grid", "eval.batch_size")
-  checks.non_negative(config, "num_steps", "data.image_size", "data.load_size", "data.shuffle_buffer",
+  checks.non_negative(config, "num_steps", "data.load_size", "data.shuffle_buffer",
                       "member_shards")
-  if config.data.load_size and not 0 < config.data.image_size <= config.data.load_size:
+  size = parse_image_size(config.data.image_size)
+  if config.data.load_size and not (size and size[0] == size[1] and size[0] <= config.data.load_size):
     raise UserError(f"data.load_size={config.data.load_size} (resize, then random crop) needs "
-                    f"0 < data.image_size <= load_size, not {config.data.image_size}")
+                    f"a square 0 < data.image_size <= load_size, not {config.data.image_size!r}")
+  checks.one_of(config, "data.train_crop", ("auto", "center", "random"))
   Augment.from_config(config)  # data.rotation, resized_crop_*, colour jitter
   if config.eval_every < 0:
     raise UserError(f"eval_every={config.eval_every} must be >= 0 (0 = only at the end)")
@@ -53,13 +55,21 @@ def check_config(config) -> None:
   checks.one_of(config, "compute_dtype", ("float32", "bfloat16"))
 
 
-def data_info(builder, splits: tuple[str, ...], config) -> DatasetInfo:
+def random_train_crop(config) -> bool:
+  """data.train_crop: training crops a random window of the resized image (`random`) or its
+  centre (`center`); `auto` is random for image folders (any aspect) and centre otherwise."""
+  crop = config.data.get("train_crop", "center")
+  return crop == "random" or (crop == "auto" and config.data.name.startswith(FOLDER_PREFIX))
+
+
+def data_info(builder, splits: tuple[str, ...], config, paired: bool = False) -> DatasetInfo:
   """One DatasetInfo for the splits a family reads (their images must agree in shape).
 
   num_examples is the largest split's whole size, over all processes: a family's epoch is
   the same on any number of hosts (each process reads its own slice; see Pipeline).
   """
-  infos = [dataset_info(builder, split, config.data.image_size) for split in splits]
+  infos = [dataset_info(builder, split, config.data.image_size, paired=paired)
+           for split in splits]
   if len({i.image_shape for i in infos}) > 1:
     raise UserError(f"the splits {', '.join(splits)} of {infos[0].name!r} have images of "
                     f"different shapes: set --config.data.image_size")
@@ -82,6 +92,7 @@ def _processes() -> dict:
 def _eval_pipelines(config, builder, family, batch_size: int, processes: bool = True) -> list:
   return [Pipeline(builder, split, batch_size=batch_size, repeat=False,
                    image_size=config.data.image_size, value_range=family.value_range,
+                   paired=family.streams.paired,
                    cache=False, **(_processes() if processes else {}))
           for split in family.streams.splits(config.eval.split)]
 
@@ -308,9 +319,10 @@ def _train(config, workdir: str, stop: _StopOnSignals) -> None:
     jax.config.update("jax_debug_nans", True)
   family_cls = get_family(config.family)
   run_dir.prepare(workdir)
-  builder = open_builder(config.data.name, config.data.data_dir or None)
+  builder = open_config_builder(config)
   splits = family_cls.streams.splits(config.data.split)
-  info = data_info(builder, splits, config)
+  paired = family_cls.streams.paired
+  info = data_info(builder, splits, config, paired)
   Augment.from_config(config).check_channels(info.image_shape[-1])  # saturation, hue: RGB only
   family = family_cls(config, info)
   members = members_lib.from_config(config, family_cls, info)  # None: a plain run
@@ -320,7 +332,7 @@ def _train(config, workdir: str, stop: _StopOnSignals) -> None:
   eval_names = metrics_lib.parse(config.eval.metrics)
   metrics_lib.check(eval_names, config, family)
   if eval_names or family.picture_examples:
-    data_info(builder, family.streams.splits(config.eval.split), config)  # the eval split exists
+    data_info(builder, family.streams.splits(config.eval.split), config, paired)  # it exists
   examples = picture_examples(config, builder, family)
   per_member_data = bool(members) and config.data.member_order
 
@@ -371,7 +383,8 @@ def _train(config, workdir: str, stop: _StopOnSignals) -> None:
   seeds = members.distinct_seeds() if per_member_data else [config.seed]
   streams = {seed: [iter(Pipeline(builder, split, batch_size=local_batch, start=position,
                                   seed=seed + i * DOMAIN_SEED_STRIDE,
-                                  image_size=config.data.image_size,
+                                  image_size=config.data.image_size, paired=paired,
+                                  random_crop=random_train_crop(config),
                                   load_size=config.data.load_size, value_range=family.value_range,
                                   random_flip=config.data.random_flip,
                                   augment=Augment.from_config(config),

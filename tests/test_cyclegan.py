@@ -17,7 +17,8 @@ from gen.data import DatasetInfo, open_builder
 from gen.data.digits2bold import bold_inverse
 from gen.errors import UserError
 from gen.images import read_images
-from gen.families.cyclegan import Family, learning_rate
+from gen.families.cyclegan import Family
+from gen.schedules import constant_then_linear as learning_rate
 from gen.image_pool import ImagePool
 
 TINY = TINY_CYCLEGAN

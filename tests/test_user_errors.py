@@ -51,7 +51,7 @@ def test_eval_best_mode_and_load_size(tmp_path):
     trainer.train(c, str(tmp_path))
   c = get_config("tiny")
   c.data.load_size = 20
-  with pytest.raises(UserError, match=r"data.load_size=20 .* needs 0 < data.image_size <= load_size"):
+  with pytest.raises(UserError, match=r"data.load_size=20 .* needs a square 0 < data.image_size <= load_size"):
     trainer.train(c, str(tmp_path))
 
 

@@ -27,10 +27,16 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.member_map = "auto"  # vmap | loop over members in the program (auto: loop on CPU, see trainer)
 
   c.data = ml_collections.ConfigDict()
-  c.data.name = "mnist5k"  # any TFDS name (with /config), prepared in data_dir or downloadable
+  c.data.name = "mnist5k"  # a TFDS name (with /config), prepared in data_dir or downloadable,
+  # or folder:PATH, a directory of images (gen/data/folder.py: layouts, classes, conversions)
   c.data.data_dir = ""  # "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
   c.data.split = "train"
-  c.data.image_size = 0  # 0 = the dataset's own size; else central square crop + resize
+  # "" = the dataset's own size; "64" = 64x64; "32,48" = 32 rows x 48 columns. Evaluation (and
+  # training with train_crop=center) crops the image's centre to that aspect, then resizes;
+  # train_crop=random resizes the shorter side and takes a random window.
+  c.data.image_size = ""
+  c.data.train_crop = "auto"  # center | random | auto (random for folder:, else center)
+  c.data.folder_test_fraction = 0.05  # folder: without train/ test/ directories: seeded split
   c.data.shuffle_buffer = 10_000
   c.data.load_size = 0  # > 0: resize to load_size, then a random image_size crop (CycleGAN)
   c.data.random_flip = False
@@ -64,6 +70,19 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.eval.best_metric = ""  # e.g. fid_digits: also keep the best checkpoint in checkpoints_best/
   c.eval.best_mode = "min"  # min | max
   return c
+
+
+def constant_then_linear_optim() -> ml_collections.ConfigDict:
+  """Adam(2e-4, 0.5, 0.999) with the translation papers' lr: constant, then linearly to 0
+  (gen.schedules.constant_then_linear); CycleGAN's and pix2pix's `optim`."""
+  o = ml_collections.ConfigDict()
+  o.lr = 2e-4
+  o.b1 = 0.5
+  o.b2 = 0.999
+  o.unit = "steps"  # steps | epochs (of the training split; CycleGAN: of its larger domain)
+  o.constant = 1000  # lr constant for this many units ...
+  o.decay = 1000  # ... then linear decay to 0 over this many
+  return o
 
 
 def shrink_to_tiny(c: ml_collections.ConfigDict, batch_size: int) -> None:

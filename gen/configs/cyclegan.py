@@ -38,7 +38,7 @@ network to fetch the dataset).
 
 import ml_collections
 
-from gen.configs.common import shrink_to_tiny, trainer_config
+from gen.configs.common import constant_then_linear_optim, shrink_to_tiny, trainer_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -70,13 +70,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.pool = ml_collections.ConfigDict()
   c.pool.size = 50  # history of fakes per domain shown to the discriminators (0: none)
 
-  c.optim = ml_collections.ConfigDict()
-  c.optim.lr = 2e-4
-  c.optim.b1 = 0.5
-  c.optim.b2 = 0.999
-  c.optim.unit = "steps"  # steps | epochs (of the larger training domain)
-  c.optim.constant = 1000  # lr constant for this many units ...
-  c.optim.decay = 1000  # ... then linear decay to 0 over this many
+  c.optim = constant_then_linear_optim()  # Adam(2e-4, 0.5, 0.999); 1000 + 1000 steps
 
   arg = arg or "digits2bold"
   if arg == "tiny":  # every moving part in seconds: tests and smoke runs
@@ -88,7 +82,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.eval.metrics = "mae"
   elif arg != "digits2bold":
     c.data.name = f"cycle_gan/{arg}"
-    c.data.image_size = 256
+    c.data.image_size = "256"
     c.data.load_size = 286
     c.data.random_flip = True
     c.eval.metrics = "fid_AtoB,fid_BtoA"  # no paired ground truth: the translation FIDs

@@ -152,7 +152,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sample_every = c.checkpoint_every = 1000
     c.eval.num_samples = 10_000
   elif arg in ("sngan_resnet_tiny", "biggan_tiny"):  # the ResNets' smoke runs (tests use them)
-    c.data.image_size = 32  # mnist5k's 28x28 resized
+    c.data.image_size = "32"  # mnist5k's 28x28 resized
     c.loss.kind = "hinge"
     c.loss.n_critic = 2
     if arg == "sngan_resnet_tiny":
@@ -207,7 +207,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         c.augment.diffaugment = "color,translation,cutout"
   elif arg == "celeb_a":
     c.data.name = "celeb_a"
-    c.data.image_size = 64
+    c.data.image_size = "64"
     c.num_steps = 50_000
     c.log_every = 100
     c.sample_every = c.checkpoint_every = c.eval_every = 5000

@@ -101,7 +101,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.sample_every = c.checkpoint_every = c.eval_every = 10_000
     c.eval.num_importance = 100
     if arg == "celeb_a":
-      c.data.image_size = 64
+      c.data.image_size = "64"
   else:
     raise ValueError(f"unknown vae config variant {arg!r}: mnist5k, tiny, conv, mnist, cifar10, celeb_a")
   return c

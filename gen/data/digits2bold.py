@@ -56,3 +56,39 @@ class Digits2bold(tfds.core.GeneratorBasedBuilder):
   def _generate_examples(self, images, labels):
     for i, (image, label) in enumerate(zip(images, labels)):
       yield i, {"image": image, "label": int(label)}
+
+
+class Digits2boldPairs(tfds.core.GeneratorBasedBuilder):
+  """digits2bold as pairs, for paired translation (pix2pix): each image is a digit x and its
+  T(x) side by side (28x56, A|B, pix2pix's format).
+
+    train  the 4,000 train-split digits (trainA and trainB of digits2bold together), paired
+    test   the 1,000 test digits in digits2bold's testA order: the right halves are its testB
+  """
+
+  VERSION = tfds.core.Version("1.0.0")
+  RELEASE_NOTES = {"1.0.0": "Initial release."}
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return tfds.core.DatasetInfo(
+        builder=self,
+        description=self.__doc__,
+        features=tfds.features.FeaturesDict({
+            "image": tfds.features.Image(shape=(28, 56, 1)),
+            "label": tfds.features.ClassLabel(num_classes=10),
+        }),
+        disable_shuffling=True,
+    )
+
+  def _split_generators(self, dl_manager):
+    del dl_manager
+    images, labels = mnist5k.load_rows()
+    train, test = (mnist5k.split_indices(labels, s) for s in ("train", "test"))
+    test = test[np.argsort(np.arange(len(test)) % 100, kind="stable")]  # as digits2bold's testA
+    pairs = lambda x: np.concatenate([x, bold_inverse(x)], axis=2)
+    return {"train": self._generate_examples(pairs(images[train]), labels[train]),
+            "test": self._generate_examples(pairs(images[test]), labels[test])}
+
+  def _generate_examples(self, images, labels):
+    for i, (image, label) in enumerate(zip(images, labels)):
+      yield i, {"image": image, "label": int(label)}

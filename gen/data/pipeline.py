@@ -25,7 +25,7 @@ import numpy as np
 
 from gen.errors import UserError
 
-OFFLINE_DATASETS = ("mnist5k", "digits2bold")  # built from files that ship with our dependencies
+OFFLINE_DATASETS = ("mnist5k", "digits2bold", "digits2bold_pairs")  # built from files that ship with our dependencies
 DECODED_CACHE_BYTES = 1 << 30  # splits up to this size (as uint8 pixels) are cached decoded
 
 
@@ -41,7 +41,7 @@ def _tf_and_tfds():
   # TFDS otherwise probes GCS for every unprepared dataset, which hangs offline.
   gcs_utils._is_gcs_disabled = True  # pylint: disable=protected-access
   # pylint: disable=g-import-not-at-top,unused-import
-  import gen.data.digits2bold  # registers digits2bold
+  import gen.data.digits2bold  # registers digits2bold and digits2bold_pairs
   import gen.data.mnist5k  # registers mnist5k
   return tf, tfds
 
@@ -67,15 +67,38 @@ def _resolves(host: str) -> bool:
     return False
 
 
-def open_builder(name: str, data_dir: str | None = None):
-  """Returns a prepared TFDS builder for `name`, preparing it when it can; else a UserError."""
+FOLDER_PREFIX = "folder:"  # data.name='folder:PATH': a directory of images (gen/data/folder.py)
+FOLDER_TEST_FRACTION = 0.05  # data.folder_test_fraction's default
+
+
+def open_config_builder(config):
+  """open_builder for a run's `config.data` (name, data_dir, folder_test_fraction)."""
+  data = config.data
+  return open_builder(data.name, data.get("data_dir") or None,
+                      float(data.get("folder_test_fraction", FOLDER_TEST_FRACTION)))
+
+
+def open_builder(name: str, data_dir: str | None = None,
+                 folder_test_fraction: float = FOLDER_TEST_FRACTION):
+  """Returns a prepared TFDS builder for `name`, preparing it when it can; else a UserError.
+
+  `name` is a TFDS name ('mnist5k', 'cycle_gan/horse2zebra') or `folder:PATH`, a directory
+  of images prepared into a TFDS dataset (gen/data/folder.py)."""
+  if not name.strip():
+    raise UserError("data.name is empty: set --config.data.name to a TFDS name or folder:PATH")
   _, tfds = _tf_and_tfds()
   data_dir = data_dir or default_data_dir()
+  if name.startswith(FOLDER_PREFIX):
+    from gen.data import folder  # pylint: disable=g-import-not-at-top
+    make = lambda: folder.builder(name[len(FOLDER_PREFIX):], data_dir, folder_test_fraction)
+    builder = make()
+    return builder if builder.is_prepared() else _prepare_in_turn(name, make, data_dir)
   try:
     builder = tfds.builder(name, data_dir=data_dir)
   except tfds.core.registered.DatasetNotFoundError:
-    raise UserError(f"unknown dataset {name!r}: not a TFDS dataset name "
-                    f"(try mnist5k, digits2bold, mnist, cifar10, celeb_a, cycle_gan/horse2zebra)") from None
+    raise UserError(f"unknown dataset {name!r}: not a TFDS dataset name (try mnist5k, "
+                    f"digits2bold, digits2bold_pairs, mnist, cifar10, celeb_a, "
+                    f"cycle_gan/horse2zebra) or folder:PATH") from None
   except Exception as e:  # bad config name, unreadable data_dir, ...
     if "BuilderConfig" in str(e) and "not found" in str(e):  # cycle_gan/nope: name the real ones
       base, _, config = name.partition("/")
@@ -85,10 +108,10 @@ def open_builder(name: str, data_dir: str | None = None):
     raise UserError(f"cannot open dataset {name!r} in {data_dir}: {_first_line(e)}") from None
   if builder.is_prepared():
     return builder
-  return _prepare_in_turn(name, builder, data_dir, tfds)
+  return _prepare_in_turn(name, lambda: tfds.builder(name, data_dir=data_dir), data_dir)
 
 
-def _prepare_in_turn(name: str, builder, data_dir: str, tfds):
+def _prepare_in_turn(name: str, make, data_dir: str):
   """Prepares `name`; in a multi-process run one process at a time, each after the previous
   one is done, so processes sharing a data_dir never write it at once (the first prepares, the
   others find it prepared) and hosts with their own disks each prepare their copy."""
@@ -96,7 +119,7 @@ def _prepare_in_turn(name: str, builder, data_dir: str, tfds):
   count = jax.process_count()
   for turn in range(count):
     if turn == jax.process_index():
-      builder = tfds.builder(name, data_dir=data_dir)  # sees what earlier turns prepared
+      builder = make()  # sees what earlier turns prepared
       if not builder.is_prepared():
         _prepare(name, builder, data_dir)
     if count > 1:
@@ -106,13 +129,16 @@ def _prepare_in_turn(name: str, builder, data_dir: str, tfds):
 
 
 def _prepare(name: str, builder, data_dir: str) -> None:
-  if name.split("/")[0] not in OFFLINE_DATASETS and not _network_available():
+  offline = name.split("/")[0] in OFFLINE_DATASETS or name.startswith(FOLDER_PREFIX)
+  if not offline and not _network_available():
     raise UserError(
         f"dataset {name!r} is not prepared in {data_dir} and cannot be downloaded (no network); "
         f"prepare it on a machine with network (`tfds build {name} --data_dir DIR`), copy DIR here "
         f"and pass --config.data.data_dir=DIR (or set TFDS_DATA_DIR)")
   try:
     builder.download_and_prepare()
+  except UserError:
+    raise
   except Exception as e:
     raise UserError(f"could not download and prepare dataset {name!r} into {data_dir}: "
                     f"{_first_line(e)}") from None
@@ -235,15 +261,49 @@ def _image_feature(builder, image_key: str):
   return features[image_key]
 
 
-def dataset_info(builder, split: str, image_size: int = 0, image_key: str = "image") -> DatasetInfo:
-  """Shapes, classes and size of `split`; `image_size` > 0 means square-resized images."""
+def parse_image_size(value) -> tuple[int, int] | None:
+  """`data.image_size` -> (H, W), or None for the dataset's own size.
+
+  0, '' or '0': the dataset's size; 64 or '64': 64x64; '32,48' (or '32x48', (32, 48)): 32 rows
+  by 48 columns. Older config.json files hold an int, newer ones a string: both are read."""
+  if value is None or (isinstance(value, str) and value.strip() in ("", "0")):
+    return None
+  if isinstance(value, (int, np.integer)):
+    parts = [int(value)] * 2 if value else []
+  else:
+    text = value if isinstance(value, str) else ",".join(map(str, value))
+    try:
+      parts = [int(p) for p in text.strip().strip("()[]").replace("x", ",").split(",")]
+    except ValueError:
+      parts = [-1]
+    parts = parts * 2 if len(parts) == 1 else parts
+  if not parts:
+    return None
+  if len(parts) != 2 or min(parts) < 1:
+    raise UserError(f"data.image_size={value!r} must be a size (64), rows,cols (32,48) "
+                    f"or 0 for the dataset's own size")
+  return parts[0], parts[1]
+
+
+def dataset_info(builder, split: str, image_size=0, image_key: str = "image",
+                 paired: bool = False) -> DatasetInfo:
+  """Shapes, classes and size of `split`; `image_size` (see parse_image_size) resizes.
+
+  `paired`: each stored image is an A|B pair side by side (pix2pix's format); the pipeline
+  stacks the halves on channels, so the shape is (H, W / 2, 2C)."""
   _, tfds = _tf_and_tfds()
   feature = _image_feature(builder, image_key)
   h, w, c = feature.shape
   if c is None:
     raise UserError(f"dataset {builder.info.full_name!r} has images with an unknown channel count")
-  if image_size:
-    h = w = image_size
+  if paired:
+    if w is not None and w % 2:
+      raise UserError(f"dataset {builder.info.full_name!r} has {h}x{w} images: side-by-side "
+                      f"A|B pairs need an even width")
+    w, c = (w // 2 if w is not None else None), 2 * c
+  size = parse_image_size(image_size)
+  if size:
+    h, w = size
   elif h is None or w is None:
     raise UserError(f"dataset {builder.info.full_name!r} has images of varying size: "
                     f"set --config.data.image_size")
@@ -277,13 +337,14 @@ class Pipeline:
   """
 
   def __init__(self, builder, split: str, *, batch_size: int, seed: int = 0,
-               image_size: int = 0, value_range: tuple[float, float] = (-1.0, 1.0),
+               image_size=0, random_crop: bool = False, paired: bool = False, value_range: tuple[float, float] = (-1.0, 1.0),
                shuffle_buffer: int = 10_000, random_flip: bool = False, load_size: int = 0,
                augment: Augment | None = None, repeat: bool = True,
                start: int = 0, cache: bool = True, image_key: str = "image",
                process_index: int = 0, process_count: int = 1):
     tf, tfds = _tf_and_tfds()
-    self.info = dataset_info(builder, split, image_size, image_key)
+    self.info = dataset_info(builder, split, image_size, image_key, paired)
+    size = parse_image_size(image_size)
     feature = _image_feature(builder, image_key)
     has_label = self.info.num_classes > 0
 
@@ -300,14 +361,25 @@ class Pipeline:
     global_batch = batch_size * process_count
     self.num_batches = -(-n // global_batch)  # a one-pass stream's length, on every process
 
+    random_crop = bool(random_crop and size)  # a random window of the resized image
+    if load_size and size and size[0] != size[1]:
+      raise UserError(f"data.load_size (resize to a square, then a random crop) needs a square "
+                      f"data.image_size, not {size[0]},{size[1]}: use data.train_crop=random")
+
     def decode(encoded):
       image = feature.decode_example(encoded)
-      size = load_size or image_size
+      if paired:  # A|B side by side -> A and B stacked on channels, cropped and flipped as one
+        half = tf.shape(image)[1] // 2
+        image = tf.concat([image[:, :half], image[:, half:2 * half]], axis=-1)
+      if load_size:
+        return _center_crop_resize(tf, image, (load_size, load_size))
+      if random_crop:
+        return _cover_resize(tf, image, size)
       return _center_crop_resize(tf, image, size) if size else image
 
     # A split small enough is cached decoded (decoding dominates the cost of small images);
     # a larger one encoded, and decoded after the resume skip.
-    side = load_size or max(h, w)
+    side = load_size or max(h, w) * (2 if random_crop else 1)
     decoded = cache and n * side * side * c <= DECODED_CACHE_BYTES
     if decoded:
       raw = raw.map(lambda encoded, label: (decode(encoded), label),
@@ -340,7 +412,7 @@ class Pipeline:
       if not decoded:
         image = decode(image)
       element_seed = tf.stack([tf.cast(seed, tf.int64), index])
-      if load_size:
+      if load_size or random_crop:
         image = tf.image.stateless_random_crop(image, (h, w, c), seed=element_seed[::-1])
       # Each augmentation its own seed (flip and crop keep theirs: older streams stay the same).
       fold = lambda k: tf.random.experimental.stateless_fold_in(element_seed, k)
@@ -368,7 +440,7 @@ class Pipeline:
         out["label"] = tf.cast(label, tf.int32)
       return out
 
-    if random_flip or load_size or augment.active or not decoded:
+    if random_flip or load_size or random_crop or augment.active or not decoded:
       ds = ds.map(per_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(batch_size, drop_remainder=repeat)
     ds = ds.map(per_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
@@ -379,13 +451,26 @@ class Pipeline:
     return iter(self._tfds.as_numpy(self._ds))
 
 
-def _center_crop_resize(tf, image, size: int):
-  """Central square crop, then an antialiased resize to size x size (uint8 in, uint8 out)."""
-  shape = tf.shape(image)
-  side = tf.minimum(shape[0], shape[1])
-  top, left = (shape[0] - side) // 2, (shape[1] - side) // 2
-  image = image[top:top + side, left:left + side]
-  image = tf.image.resize(image, (size, size), method="bilinear", antialias=True)
+def _center_crop_resize(tf, image, size: tuple[int, int]):
+  """The largest central crop of the target's aspect (a square for square sizes), then an
+  antialiased resize to size = (H, W) (uint8 in, uint8 out): evaluation's view of an image."""
+  (th, tw), shape = size, tf.shape(image)
+  ch, cw = tf.minimum(shape[0], shape[1] * th // tw), tf.minimum(shape[1], shape[0] * tw // th)
+  top, left = (shape[0] - ch) // 2, (shape[1] - cw) // 2
+  image = image[top:top + ch, left:left + cw]
+  image = tf.image.resize(image, (th, tw), method="bilinear", antialias=True)
+  return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+
+def _cover_resize(tf, image, size: tuple[int, int]):
+  """An antialiased resize keeping the aspect, the shorter side (relative to the target) to
+  the target's, so the image covers size = (H, W); a random window of it is cut later.
+  Images smaller than the target are enlarged."""
+  (th, tw), shape = size, tf.cast(tf.shape(image), tf.float32)
+  scale = tf.maximum(th / shape[0], tw / shape[1])
+  nh = tf.maximum(th, tf.cast(tf.round(shape[0] * scale), tf.int32))
+  nw = tf.maximum(tw, tf.cast(tf.round(shape[1] * scale), tf.int32))
+  image = tf.image.resize(image, tf.stack([nh, nw]), method="bilinear", antialias=True)
   return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
 

@@ -13,14 +13,15 @@ import importlib
 import inspect
 
 from gen.errors import UserError
-from gen.families.base import (Domains, Family, LikelihoodModel, OneStream, Sampler, Sometimes,
-                               Translator, check_family_class)
+from gen.families.base import (Domains, Family, LatentSampler, LikelihoodModel, OneStream, Sampler,
+                               Sometimes, Translator, check_family_class)
 
-BUILTIN = {"gan": "gen.families.gan", "vae": "gen.families.vae", "cyclegan": "gen.families.cyclegan"}
+BUILTIN = {"gan": "gen.families.gan", "vae": "gen.families.vae", "cyclegan": "gen.families.cyclegan",
+           "pix2pix": "gen.families.pix2pix"}
 _REGISTRY: dict[str, type] = {}
 
-__all__ = ["BUILTIN", "Domains", "Family", "LikelihoodModel", "OneStream", "Sampler", "Sometimes",
-           "Translator", "get", "register"]
+__all__ = ["BUILTIN", "Domains", "Family", "LatentSampler", "LikelihoodModel", "OneStream", "Sampler",
+           "Sometimes", "Translator", "get", "register"]
 
 
 def register(name: str):

@@ -7,6 +7,8 @@ trainer's. Optional capabilities are mixins that tools and metrics test for
 by type (`isinstance(family, Sampler)`), never by probing attributes:
 
   Sampler          sample(state, key, num): gen.sample, fid/kid/is/pr metrics
+  LatentSampler    a Sampler whose images are generate_images(state, z, labels) of latents
+                   z ~ N(0, I): gen.sample --truncation and --grid, gen.interpolate
   Translator       translate_batch(state, x, direction): gen.translate, mae
   LikelihoodModel  log_importance_weights(...): the nll metric
 
@@ -27,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen import checks, images, members
+from gen import checks, images, latents, members
 from gen.errors import UserError
 from gen.train_state import step_key
 
@@ -38,6 +40,7 @@ from gen.train_state import step_key
 @dataclasses.dataclass(frozen=True)
 class OneStream:
   """The family reads one split; its step receives that split's batch ({'image', 'label'})."""
+  paired: ClassVar[bool] = False
 
   def splits(self, split: str) -> tuple[str, ...]:
     return (split,)
@@ -52,12 +55,33 @@ class Domains:
   """The family reads one split per domain (`train` -> `trainA`, `trainB`), independently;
   its step receives {'A': batch, 'B': batch}."""
   names: tuple[str, ...]
+  paired: ClassVar[bool] = False
 
   def splits(self, split: str) -> tuple[str, ...]:
     return tuple(f"{split}{name}" for name in self.names)
 
   def combine(self, parts: list) -> dict:
     return dict(zip(self.names, parts))
+
+
+@dataclasses.dataclass(frozen=True)
+class Paired:
+  """The family reads one split of A|B pairs stored side by side (pix2pix's format). The
+  pipeline stacks each pair's halves on channels, so a crop or flip moves both alike; the
+  step receives {'A': batch, 'B': batch}, the same examples in the two domains."""
+  paired: ClassVar[bool] = True
+
+  def splits(self, split: str) -> tuple[str, ...]:
+    return (split,)
+
+  def combine(self, parts: list) -> dict:
+    (part,) = parts
+    halves = lambda x: (x[..., :x.shape[-1] // 2], x[..., x.shape[-1] // 2:])
+    if not isinstance(part, dict):  # images only (picture examples)
+      a, b = halves(part)
+      return {"A": a, "B": b}
+    a, b = halves(part["image"])
+    return {"A": {**part, "image": a}, "B": {**part, "image": b}}
 
 
 # -- what the step reports ------------------------------------------------------
@@ -99,7 +123,7 @@ class Family(abc.ABC):
   Attributes a subclass sets:
     value_range       pixel range its models use, e.g. (-1, 1) or (0, 1)
     picture_examples  eval-split images `pictures` wants (0: none)
-    streams           OneStream() or Domains(('A', 'B')): which splits the step reads
+    streams           OneStream(), Domains(('A', 'B')) or Paired(): which splits the step reads
     numeric_settings  config names that enter the step as numbers (learning rates, loss
                       weights, decays): `config.vary` may give each member its own value of
                       these, so `update` reads them with `self.setting(name)`, never from
@@ -193,6 +217,54 @@ class Sampler(abc.ABC):
     """{'images': uint8 [num, H, W, C]} (and int32 'labels' [num] when conditional)."""
 
 
+class LatentSampler(Sampler):
+  """A Sampler that maps latents z ~ N(0, I) [N, latent_dim] (and, when conditional, int32
+  labels [N]) to images: `sample` is `generate_images` of `draw_latents`, so gen.sample, the
+  truncation trick (gen.sample --truncation) and latent walks (gen.interpolate) are one path.
+
+  A subclass sets `latent_dim` and implements `generate_batch`.
+  """
+  latent_dim: int
+  latent_batch: ClassVar[int] = 256  # latents per generate_batch call (sample's default)
+
+  @abc.abstractmethod
+  def generate_batch(self, state, z: jax.Array, labels) -> jax.Array:
+    """Images in `value_range` [B, H, W, C] for z [B, latent_dim] and labels (int32 [B], or
+    None for an unconditional model); compiled once per family (the tools call it as is)."""
+
+  def draw_latents(self, key: jax.Array, num: int, truncation: float | None = None) -> jax.Array:
+    """z [num, latent_dim] ~ N(0, I), with BigGAN's truncation at `truncation` unless None
+    (gen.latents.truncated_normal)."""
+    return latents.truncated_normal(key, (num, self.latent_dim), truncation)
+
+  def balanced_labels(self, num: int) -> np.ndarray | None:
+    """0, 1, ..., C-1, 0, 1, ... (int32 [num]) for a conditional model; None otherwise."""
+    return np.arange(num, dtype=np.int32) % self.num_classes if self.num_classes else None
+
+  def generate_images(self, state, z: jax.Array, labels=None, batch: int | None = None) -> np.ndarray:
+    """uint8 [N, H, W, C] for latents z [N, latent_dim] (and labels [N] when conditional), in
+    calls of `batch` (default latent_batch) latents."""
+    if (labels is None) != (not self.num_classes):
+      raise UserError("this model is class-conditional: give a label per latent" if self.num_classes
+                      else "this model is unconditional: it takes no labels")
+    batch = batch or self.latent_batch
+    out = []
+    for i in range(0, len(z), batch):
+      part = None if labels is None else jnp.asarray(labels[i:i + batch], jnp.int32)
+      out.append(images.to_uint8(self.generate_batch(state, z[i:i + batch], part), self.value_range))
+    return np.concatenate(out) if out else np.zeros((0,) + self.info.image_shape, np.uint8)
+
+  def sample(self, state, key: jax.Array, num: int, batch: int | None = None,
+             truncation: float | None = None) -> dict:
+    """{'images': uint8 [num, H, W, C]} from z = draw_latents(key, num, truncation), and for a
+    conditional model balanced 'labels' (int32 [num], i % num_classes)."""
+    labels = self.balanced_labels(num)
+    out = {"images": self.generate_images(state, self.draw_latents(key, num, truncation), labels, batch)}
+    if labels is not None:
+      out["labels"] = labels
+    return out
+
+
 class Translator(abc.ABC):
   """Maps images of one domain to another: `gen.translate` and the `mae` metric use it."""
   directions: ClassVar[tuple[str, ...]] = ("AtoB", "BtoA")
@@ -206,11 +278,17 @@ class Translator(abc.ABC):
     """translate_batch, compiled once per family (pictures and gen.translate reuse it)."""
     return jax.jit(self.translate_batch, static_argnums=2)
 
+  @property
+  def domain_shape(self) -> tuple[int, int, int]:
+    """(H, W, C) of one domain's images (pix2pix's data holds both domains' channels)."""
+    return self.info.image_shape
+
   def translate(self, state, images_u8: np.ndarray, direction: str, batch: int = 64) -> np.ndarray:
     """uint8 [N, H, W, C] -> uint8 [N, H, W, C] in the other domain."""
     if direction not in self.directions:
-      raise UserError(f"direction {direction!r} is not one of {', '.join(self.directions)}")
-    want = self.info.image_shape
+      raise UserError(f"direction {direction!r} is not one of {', '.join(self.directions)} "
+                      f"for this model")
+    want = self.domain_shape
     if images_u8.ndim != 4 or images_u8.shape[1:] != want:
       got = "x".join(map(str, images_u8.shape[1:])) if images_u8.ndim == 4 else str(images_u8.shape)
       raise UserError(f"input images are {got}; this model translates "

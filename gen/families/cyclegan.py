@@ -25,7 +25,8 @@ from gen.data import DatasetInfo
 from gen.errors import UserError
 from gen.families import base, register
 from gen.image_pool import ImagePool
-from gen.models.cyclegan import PatchDiscriminator, ResnetGenerator
+from gen.models.cyclegan import PatchDiscriminator, ResnetGenerator, check_patch_size
+from gen.schedules import constant_then_linear
 from gen.train_state import ModelState
 
 @flax.struct.dataclass
@@ -38,16 +39,6 @@ class CycleGANState:
   d_b: ModelState  # real B vs G_AB(a)
   pool_a: ImagePool  # earlier fakes of domain A, for D_A
   pool_b: ImagePool
-
-
-def learning_rate(o, steps_per_epoch: int, lr):
-  """`lr` for `constant` steps (or epochs), then linearly to 0 over `decay` more."""
-  scale = steps_per_epoch if o.unit == "epochs" else 1
-  constant, decay = int(o.constant * scale), int(o.decay * scale)
-  if not decay:
-    return lr
-  return optax.join_schedules([optax.constant_schedule(lr),
-                               optax.linear_schedule(lr, 0.0, decay)], [constant])
 
 
 @register("cyclegan")
@@ -65,8 +56,7 @@ class Family(base.Family, base.Translator):
     if h % 4 or w % 4:
       raise UserError(f"the ResNet generator needs image sides divisible by 4, {info.name!r} has "
                       f"{h}x{w}: set --config.data.image_size")
-    if min(h, w) < 16 and m.d_layers >= 3:
-      raise UserError(f"a {m.d_layers}-layer PatchGAN needs images of at least 16x16, not {h}x{w}")
+    check_patch_size(h, w, m.d_layers)
     checks.positive(config, "model.ngf", "model.ndf", "model.d_layers", "optim.lr")
     checks.non_negative(config, "model.blocks", "loss.cycle_weight", "loss.identity_weight",
                         "pool.size", "optim.constant", "optim.decay")
@@ -85,7 +75,7 @@ class Family(base.Family, base.Translator):
   def optimizer(self) -> optax.GradientTransformation:
     """Adam with the lr schedule, from the current settings (a member's, when varied)."""
     o, s = self.config.optim, self.setting
-    return optax.adam(learning_rate(o, self.steps_per_epoch, s("optim.lr")), s("optim.b1"),
+    return optax.adam(constant_then_linear(o, self.steps_per_epoch, s("optim.lr")), s("optim.b1"),
                       s("optim.b2"))
 
   # -- state ----------------------------------------------------------------

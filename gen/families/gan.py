@@ -52,7 +52,7 @@ class RegularizedAugmentedGANState(RegularizedGANState):
 
 
 @register("gan")
-class Family(base.Family, base.Sampler):
+class Family(base.Family, base.LatentSampler):
   value_range = (-1.0, 1.0)
   picture_examples = 0  # pictures need no data
   numeric_settings = ("optim.g_lr", "optim.d_lr", "optim.b1", "optim.b2", "model.ema_decay",
@@ -63,12 +63,12 @@ class Family(base.Family, base.Sampler):
   def check_config(cls, config, info: DatasetInfo) -> None:
     m = config.model
     h, w, _ = info.image_shape
-    if h != w:
-      raise UserError(f"DCGAN needs square images, dataset {info.name!r} has {h}x{w}: "
-                      f"set --config.data.image_size")
     checks.one_of(config, "model.arch", resnet_gan.ARCHS)
     if m.arch == "dcgan":
-      layout(h)
+      layout(h if h == w else (h, w))  # non-square: see gen.models.dcgan.layout
+    elif h != w:
+      raise UserError(f"model.arch={m.arch!r} needs square images, dataset {info.name!r} has "
+                      f"{h}x{w}: set --config.data.image_size (DCGAN takes non-square ones)")
     else:  # sngan: 32 only; biggan: 32/64/128, z_dim in equal chunks, attention_res
       resnet_gan.check(m, h)
     if m.conditional and not info.num_classes:
@@ -84,9 +84,10 @@ class Family(base.Family, base.Sampler):
   def __init__(self, config, info: DatasetInfo):
     super().__init__(config, info)
     m = config.model
-    size, _, channels = info.image_shape
+    rows, cols, channels = info.image_shape
+    size = rows if rows == cols else (rows, cols)
     self.num_classes = info.num_classes if m.conditional else 0
-    self.z_dim = m.z_dim
+    self.z_dim = self.latent_dim = m.z_dim
     if m.arch == "dcgan":
       self.generator = Generator(size, channels, m.z_dim, m.ngf, self.num_classes)
       self.discriminator = Discriminator(size, channels, m.ndf, self.num_classes, m.d_norm,
@@ -235,17 +236,9 @@ class Family(base.Family, base.Sampler):
     return self.apply(self.generator, {"params": state.ema_params, "batch_stats": state.g.batch_stats},
                                 z, labels, train=False)
 
-  def sample(self, state: GANState, key: jax.Array, num: int, batch: int = 256) -> dict:
-    labels_all = np.arange(num, dtype=np.int32) % self.num_classes if self.num_classes else None
-    z_all = jax.random.normal(key, (num, self.z_dim))
-    out = []
-    for i in range(0, num, batch):
-      labels = None if labels_all is None else jnp.asarray(labels_all[i:i + batch])
-      out.append(images.to_uint8(self._generate(state, z_all[i:i + batch], labels), self.value_range))
-    result = {"images": np.concatenate(out) if out else np.zeros((0,) + self.info.image_shape, np.uint8)}
-    if labels_all is not None:
-      result["labels"] = labels_all
-    return result
+  def generate_batch(self, state: GANState, z: jax.Array, labels=None) -> jax.Array:
+    """`generate`, compiled: what `sample`, gen.sample and gen.interpolate draw images with."""
+    return self._generate(state, z, labels)
 
   def pictures(self, state: GANState, examples=None) -> dict[str, np.ndarray]:
     """PNG grids to log. The same noise every time (from the seed, not the run's key)."""

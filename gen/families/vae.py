@@ -81,9 +81,10 @@ def learning_rate(o, lr):
 
 
 @register("vae")
-class Family(base.Family, base.Sampler, base.LikelihoodModel):
+class Family(base.Family, base.LatentSampler, base.LikelihoodModel):
   value_range = (0.0, 1.0)
   picture_examples = 32  # test images for reconstructions, interpolations and traversals
+  latent_batch = 1000  # latents per decoder call in sample
   numeric_settings = ("optim.lr", "optim.b1", "optim.b2", "optim.eps", "objective.beta",
                       "objective.kl_warmup_steps")
 
@@ -96,10 +97,7 @@ class Family(base.Family, base.Sampler, base.LikelihoodModel):
       raise UserError(f"model.binarize=True needs model.likelihood='bernoulli', not {m.likelihood!r}")
     if m.kind == "conv":
       h, w, _ = info.image_shape
-      if h != w:
-        raise UserError(f"the convolutional VAE needs square images, dataset {info.name!r} has "
-                        f"{h}x{w}: set --config.data.image_size")
-      layout(h)
+      layout(h if h == w else (h, w))
     checks.positive(config, "model.latents", "model.hidden_units", "model.hidden_layers",
                     "model.nf", "objective.train_k", "optim.lr", "optim.eps", "optim.stage_steps",
                     "optim.stages")
@@ -111,7 +109,7 @@ class Family(base.Family, base.Sampler, base.LikelihoodModel):
     super().__init__(config, info)
     m = config.model
     self.likelihood = LIKELIHOODS[m.likelihood]
-    self.latents = m.latents
+    self.latents = self.latent_dim = m.latents
     self.num_dims = int(np.prod(info.image_shape))
     n = self.likelihood.params_per_pixel
     if m.kind == "mlp":
@@ -211,12 +209,9 @@ class Family(base.Family, base.Sampler, base.LikelihoodModel):
     """The same key at every call (from the seed, not the run's key): comparable pictures."""
     return jax.random.fold_in(jax.random.key(self.config.seed), salt)
 
-  def sample(self, state: VAEState, key: jax.Array, num: int, batch: int = 1000) -> dict:
-    """Decoder means E[x|z] for z ~ p(z) = N(0, I)."""
-    z = jax.random.normal(key, (num, self.latents))
-    out = [images.to_uint8(self._decode_mean(state.vae.params, z[i:i + batch]), self.value_range)
-           for i in range(0, num, batch)]
-    return {"images": np.concatenate(out)}
+  def generate_batch(self, state: VAEState, z: jax.Array, labels=None) -> jax.Array:
+    """Decoder means E[x|z]: `sample` draws z ~ p(z) = N(0, I) (base.LatentSampler)."""
+    return self._decode_mean(state.vae.params, z)
 
   def pictures(self, state: VAEState, examples: np.ndarray) -> dict[str, np.ndarray]:
     """Reconstructions, prior samples, interpolations and latent traversals, as uint8 grids."""

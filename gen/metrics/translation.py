@@ -35,13 +35,18 @@ def mae(family, state, batches, config, cache=None) -> dict[str, float]:
   unit = lambda x: (x - lo) / (hi - lo)
   per_example = lambda x: jnp.mean(jnp.abs(x), axis=tuple(range(1, x.ndim)))
 
+  directions = family.directions  # pix2pix: the one it was trained for
+
   @jax.jit
   def sums(state, batch):
     a, b, mask = unit(batch["A"]["image"]), unit(batch["B"]["image"]), batch["A"]["mask"]
-    ab = unit(family.translate_batch(state, batch["A"]["image"], "AtoB"))
-    ba = unit(family.translate_batch(state, batch["B"]["image"], "BtoA"))
     total = lambda err: jnp.sum(mask * per_example(err))
-    return {"mae_AtoB": total(ab - b), "mae_BtoA": total(ba - a), "mae_identity": total(a - b),
+    out = {}
+    if "AtoB" in directions:
+      out["mae_AtoB"] = total(unit(family.translate_batch(state, batch["A"]["image"], "AtoB")) - b)
+    if "BtoA" in directions:
+      out["mae_BtoA"] = total(unit(family.translate_batch(state, batch["B"]["image"], "BtoA")) - a)
+    return {**out, "mae_identity": total(a - b),
             "count": jnp.sum(mask), "paired": jnp.all(mask == batch["B"]["mask"]),
             "sum_a": jnp.einsum("n,n...->...", mask, a), "sum_b": jnp.einsum("n,n...->...", mask, b)}
 
@@ -66,8 +71,11 @@ def mae(family, state, batches, config, cache=None) -> dict[str, float]:
   for batch in batches():
     da, db = to_mean(batch, jnp.asarray(mean_a), jnp.asarray(mean_b))
     to_mean_a, to_mean_b = to_mean_a + float(da), to_mean_b + float(db)
-  out = {k: float(totals[k]) / n for k in ("mae_AtoB", "mae_BtoA", "mae_identity")}
-  out.update(mae_AtoB_meanB=to_mean_b / n, mae_BtoA_meanA=to_mean_a / n)
+  out = {k: float(totals[k]) / n for k in ("mae_AtoB", "mae_BtoA", "mae_identity") if k in totals}
+  if "AtoB" in directions:
+    out["mae_AtoB_meanB"] = to_mean_b / n
+  if "BtoA" in directions:
+    out["mae_BtoA_meanA"] = to_mean_a / n
   return {k: float(v) for k, v in out.items()}
 
 
@@ -109,6 +117,10 @@ def _translation_fid(name: str):
 
 def _check_fid(name: str):
   def check(config, family):
+    direction = name.split("_")[1]
+    if family is not None and direction not in family.directions:
+      raise UserError(f"metric {name!r}: this {config.family} model translates "
+                      f"{', '.join(family.directions)} only")
     if not name.endswith("_digits"):
       from gen.metrics import quality  # pylint: disable=g-import-not-at-top
       quality.check_inception(config)

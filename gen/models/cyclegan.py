@@ -16,7 +16,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gen.models.layers import UpConv, dcgan_init
+from gen.errors import UserError
+from gen.models.layers import UpConv, batch_norm, dcgan_init
 
 init = dcgan_init  # N(0, 0.02)
 
@@ -61,15 +62,38 @@ class ResnetGenerator(nn.Module):
     return jnp.tanh(h)
 
 
+def patch_grid(size: int, layers: int) -> int:
+  """Rows (or columns) of patch logits a `layers`-layer PatchGAN gives for `size` pixels:
+  `layers` 4x4 stride-2 convs, then two stride-1 ones (padding 1). < 1: the image is too small."""
+  for _ in range(layers):
+    size = (size + 2 - 4) // 2 + 1
+  return size - 2
+
+
+def check_patch_size(h: int, w: int, layers: int) -> None:
+  if min(patch_grid(h, layers), patch_grid(w, layers)) < 1:
+    smallest = next(s for s in range(1, 4096) if patch_grid(s, layers) >= 1)
+    raise UserError(f"a {layers}-layer PatchGAN needs images of at least {smallest}x{smallest}, "
+                    f"not {h}x{w} (fewer model.d_layers, or a larger data.image_size)")
+
+
 class PatchDiscriminator(nn.Module):
+  """pytorch-CycleGAN-and-pix2pix's NLayerDiscriminator. `norm`: instance (CycleGAN; convs
+  keep biases) or batch (pix2pix; normalised convs without biases, BN with affine parameters,
+  batch statistics when `train`). pix2pix feeds it the input and output side by side on
+  channels (a conditional D)."""
   ndf: int = 64
   layers: int = 3  # 3: the 70x70 PatchGAN
+  norm: str = "instance"  # instance | batch
 
   @nn.compact
-  def __call__(self, x):
-    conv = lambda f, s: nn.Conv(f, (4, 4), (s, s), padding=((1, 1), (1, 1)), kernel_init=init)
+  def __call__(self, x, train: bool = True):
+    batch = self.norm == "batch"
+    conv = lambda f, s, bias=True: nn.Conv(f, (4, 4), (s, s), padding=((1, 1), (1, 1)),
+                                           use_bias=bias, kernel_init=init)
     h = nn.leaky_relu(conv(self.ndf, 2)(x), 0.2)
     for i in range(1, self.layers + 1):
-      h = conv(self.ndf * min(2**i, 8), 2 if i < self.layers else 1)(h)
-      h = nn.leaky_relu(instance_norm()(h), 0.2)
+      h = conv(self.ndf * min(2**i, 8), 2 if i < self.layers else 1, not batch)(h)
+      h = batch_norm(train)(h) if batch else instance_norm()(h)
+      h = nn.leaky_relu(h, 0.2)
     return conv(1, 1)(h)

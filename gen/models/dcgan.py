@@ -8,6 +8,8 @@ bias; weights are N(0, 0.02). The 1x1 -> base projection of z is written as a
 Dense layer and the final base x base valid conv of the discriminator as a
 Dense layer on the flattened features: the same functions with the same
 parameter counts (3,576,704 in G and 2,765,568 in D at 64x64x3, as in PyTorch).
+Non-square images (H, W) start from the smaller side's base times the aspect (32x48:
+4x6, 28x56: 7x14).
 
 Options: spectral norm in D (Miyato et al. 2018), class conditioning (one-hot
 label appended to z in G; projection discriminator, Miyato & Koyama 2018, in D).
@@ -25,8 +27,17 @@ from gen.models.layers import UpConv, batch_norm, dcgan_init
 SUPPORTED = "28 (7 * 2**2) or 4 * 2**k for k >= 3 (32, 64, 128, ...)"
 
 
-def layout(image_size: int) -> tuple[int, int]:
-  """(base resolution, number of stride-2 stages) for a square image size."""
+def layout(image_size) -> tuple:
+  """(base resolution, number of stride-2 stages) for a square image size; for (H, W), the
+  smaller side's layout with the other side as many times the base as it is that side:
+  ((base_h, base_w), stages), e.g. (32, 48) -> ((4, 6), 3), (28, 56) -> ((7, 14), 2)."""
+  if not isinstance(image_size, int):
+    h, w = image_size
+    base, stages = layout(min(h, w))
+    if h % 2**stages or w % 2**stages:
+      raise UserError(f"the convolutional models do not support {h}x{w} images: the smaller "
+                      f"side must be {SUPPORTED} and the other a multiple of {2**stages}")
+    return (h // 2**stages, w // 2**stages), stages
   if image_size == 28:
     return 7, 2
   stages = round(math.log2(image_size / 4)) if image_size > 0 else 0
@@ -37,7 +48,7 @@ def layout(image_size: int) -> tuple[int, int]:
 
 
 class Generator(nn.Module):
-  image_size: int
+  image_size: int | tuple[int, int]  # side, or (H, W) for non-square images
   channels: int
   z_dim: int = 100
   ngf: int = 64
@@ -46,11 +57,12 @@ class Generator(nn.Module):
   @nn.compact
   def __call__(self, z, labels=None, train: bool = True):
     base, stages = layout(self.image_size)
+    bh, bw = base if isinstance(base, tuple) else (base, base)
     if self.num_classes:
       z = jnp.concatenate([z, jax.nn.one_hot(labels, self.num_classes, dtype=z.dtype)], -1)
     features = self.ngf * 2 ** (stages - 1)
-    h = nn.Dense(base * base * features, use_bias=False, kernel_init=dcgan_init, name="project")(z)
-    h = h.reshape(z.shape[0], base, base, features)
+    h = nn.Dense(bh * bw * features, use_bias=False, kernel_init=dcgan_init, name="project")(z)
+    h = h.reshape(z.shape[0], bh, bw, features)
     h = nn.relu(batch_norm(train, "project_bn")(h))
     for i in range(stages - 1):
       features //= 2
@@ -61,7 +73,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-  image_size: int
+  image_size: int | tuple[int, int]
   channels: int
   ndf: int = 64
   num_classes: int = 0  # > 0: projection discriminator

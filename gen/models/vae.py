@@ -70,7 +70,7 @@ class ConvEncoder(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    _, stages = layout(x.shape[1])
+    _, stages = layout(x.shape[1] if x.shape[1] == x.shape[2] else tuple(x.shape[1:3]))
     h = x
     for i in range(stages):
       h = nn.silu(nn.Conv(self.nf * 2**i, (4, 4), (2, 2), padding=((1, 1), (1, 1)))(h))
@@ -85,10 +85,11 @@ class ConvDecoder(nn.Module):
 
   @nn.compact
   def __call__(self, z):
-    size, _, channels = self.image_shape
-    base, stages = layout(size)
+    rows, cols, channels = self.image_shape
+    base, stages = layout(rows if rows == cols else (rows, cols))
+    bh, bw = base if isinstance(base, tuple) else (base, base)
     width = self.nf * 2**(stages - 1)
-    h = nn.silu(nn.Dense(base * base * width)(z)).reshape(z.shape[0], base, base, width)
+    h = nn.silu(nn.Dense(bh * bw * width)(z)).reshape(z.shape[0], bh, bw, width)
     for i in reversed(range(1, stages)):
       h = nn.silu(UpConv(self.nf * 2**(i - 1), use_bias=True, kernel_init=glorot)(h))
     return UpConv(channels * self.params_per_pixel, use_bias=True, kernel_init=glorot)(h)
