@@ -198,6 +198,16 @@ def test_train_gan_on_a_folder_non_square_and_conditional(tmp_path):
                 f"--config.data.data_dir={tmp_path / 'tfds'}"])
   assert result.returncode != 0 and "Traceback" not in result.stderr
   assert "do not support 28x50 images" in result.stderr.strip().splitlines()[-1]
+  # The default digit metrics on images that are not digits: one line before any step.
+  from gen import trainer  # pylint: disable=g-import-not-at-top
+  from gen.configs.gan import get_config  # pylint: disable=g-import-not-at-top
+  c = get_config("tiny")
+  c.data.name, c.data.image_size = f"folder:{tmp_path / 'd'}", "28,56"
+  c.data.data_dir, c.eval.metrics = str(tmp_path / "tfds"), "fid_digits"
+  with pytest.raises(UserError, match=r"^metric 'fid_digits' scores 28x28x1 digit images; "
+                                      r"folder:.* gives 28x56x1: set --config.eval.metrics"):
+    trainer.train(c, str(tmp_path / "y"))
+  assert not os.path.exists(tmp_path / "y" / "checkpoints" / "2")
 
 
 def test_train_cyclegan_on_a_folder_in_the_cyclegan_layout(tmp_path):

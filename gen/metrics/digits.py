@@ -106,6 +106,14 @@ class DigitFeatures:
   """uint8 28x28x1 images -> (128-d features, 10 logits)."""
   name = f"digits-v{VERSION}"
 
+  @staticmethod
+  def check_shape(metric: str, shape, config) -> None:
+    """One line, before training, when a digit metric is asked of images it cannot score."""
+    if tuple(shape) != SHAPE:
+      raise UserError(f"metric {metric!r} scores 28x28x1 digit images; {config.data.name} gives "
+                      f"{'x'.join(map(str, shape))}: set --config.eval.metrics to others (fid, "
+                      f"kid, pr, dc with the FID Inception weights; or '' for none)")
+
   def __init__(self):
     self.params, self.accuracy = load()
     self._apply = jax.jit(lambda p, x: DigitNet().apply({"params": p}, x.astype(jnp.float32) / 255.0))

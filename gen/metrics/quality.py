@@ -201,6 +201,9 @@ def _check(name):
                       "(--config.model.conditional=True)")
     if name in INCEPTION:
       check_inception(config, needs_logits=name == "is")
+    elif family is not None:
+      from gen.metrics.digits import DigitFeatures  # pylint: disable=g-import-not-at-top
+      DigitFeatures.check_shape(name, family.info.image_shape, config)
   return check
 
 

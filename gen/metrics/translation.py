@@ -124,6 +124,9 @@ def _check_fid(name: str):
     if not name.endswith("_digits"):
       from gen.metrics import quality  # pylint: disable=g-import-not-at-top
       quality.check_inception(config)
+    elif family is not None:
+      from gen.metrics.digits import DigitFeatures  # pylint: disable=g-import-not-at-top
+      DigitFeatures.check_shape(name, family.domain_shape, config)
   return check
 
 
