@@ -220,7 +220,7 @@ def test_with_several_processes_only_process_0_renames_after_all_agree(tmp_path,
   trainer.train(vae_config(4), workdir)
   _truncate_state(workdir, 4)
   family = trainer.get_family("vae")(vae_config(4), trainer.data_info(
-      trainer.open_builder("mnist5k"), ("train",), vae_config(4)))
+      trainer.open_config_builder(vae_config(4)), ("train",), vae_config(4)))
   shapes = jax.eval_shape(family.init_state, jax.random.key(0))
   abstract = checkpointing.abstract_like(shapes, trainer.sharding.replicated(trainer.sharding.make_mesh()))
   ckpt, again = (checkpointing.Checkpointer(os.path.join(workdir, "checkpoints")) for _ in "12")

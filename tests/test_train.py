@@ -122,7 +122,7 @@ def test_bad_input_is_one_clear_line(tmp_path, args, devices, message):
 @pytest.mark.parametrize("section,name,value,message", [
     ("optim", "g_lr", -0.1, "optim.g_lr=-0.1 must be positive"),
     ("data", "name", "no_such_dataset", "unknown dataset 'no_such_dataset'"),
-    ("data", "image_size", 48, "the convolutional models do not support image size 48"),
+    ("data", "image_size", "48", "the convolutional models do not support image size 48"),
 ])
 def test_bad_values_stop_the_run_at_start(tmp_path, section, name, value, message):
   c = tiny_config()
