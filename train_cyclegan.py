@@ -1,6 +1,6 @@
-"""Trains a CycleGAN. `python train_cyclegan.py --workdir runs/cyclegan [--config=gen/configs/cyclegan.py:VARIANT]`."""
+"""Trains the cyclegan family: `gen train` with gen/configs/cyclegan.py as the default --config."""
 
-from gen.cli import train_main
+from gen.tools import train
 
 if __name__ == "__main__":
-  train_main("cyclegan")
+  train.cli("cyclegan")

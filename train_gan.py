@@ -1,6 +1,6 @@
-"""Trains a GAN. `python train_gan.py --workdir runs/gan [--config=gen/configs/gan.py:VARIANT]`."""
+"""Trains the gan family: `gen train` with gen/configs/gan.py as the default --config."""
 
-from gen.cli import train_main
+from gen.tools import train
 
 if __name__ == "__main__":
-  train_main("gan")
+  train.cli("gan")

@@ -1,6 +1,6 @@
-"""Trains pix2pix. `python train_pix2pix.py --workdir runs/pix2pix [--config=gen/configs/pix2pix.py:VARIANT]`."""
+"""Trains the pix2pix family: `gen train` with gen/configs/pix2pix.py as the default --config."""
 
-from gen.cli import train_main
+from gen.tools import train
 
 if __name__ == "__main__":
-  train_main("pix2pix")
+  train.cli("pix2pix")

@@ -1,6 +1,6 @@
-"""Trains a VAE. `python train_vae.py --workdir runs/vae [--config=gen/configs/vae.py:VARIANT]`."""
+"""Trains the vae family: `gen train` with gen/configs/vae.py as the default --config."""
 
-from gen.cli import train_main
+from gen.tools import train
 
 if __name__ == "__main__":
-  train_main("vae")
+  train.cli("vae")

@@ -1,9 +1,10 @@
 """K members in one program (gen.members) against K runs one after the other.
 
-  python benchmarks/members.py [--families gan,vae] [--members 1,2,4,8] [--out benchmarks/results/members.json]
+  python benchmarks/members.py [--families gan,vae] [--members 1,2,4,8] \
+      [--out benchmarks/results/members.json]
 
 For the default GAN (DCGAN, 28x28x1, batch 64) and the default VAE (MLP, batch
-100) it times the trainer's real update function (`trainer.compile_steps`, the
+100) it times the trainer's real update function (`step_lib.compile_steps`, the
 member step vmapped, state donated, 10 steps per call) on synthetic batches:
 the compile time and the steady-state steps/s of K members in one program, with
 the members vmapped (one batched program) and looped (one after another inside
@@ -26,14 +27,14 @@ import time
 
 import jax
 import numpy as np
+from timing import calls_per_sec, machine_info
 
-from gen import members as members_lib
-from gen import sharding
 from gen.configs import gan, vae
 from gen.data import DatasetInfo
 from gen.families import get as get_family
-from gen.trainer import compile_steps
-from timing import calls_per_sec, machine_info
+from gen.train import members as members_lib
+from gen.train import sharding
+from gen.train.step import compile_steps
 
 CONFIGS = {"gan": gan.get_config, "vae": vae.get_config}
 
@@ -80,7 +81,7 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   parser.add_argument("--families", default="gan,vae")
   parser.add_argument("--members", default="1,2,4,8")
-  parser.add_argument("--maps", default="vmap,loop", help="member mappings (see trainer.member_map)")
+  parser.add_argument("--maps", default="vmap,loop", help="member mappings (see step_lib.member_map)")
   parser.add_argument("--seconds", type=float, default=8.0, help="timing window per row")
   parser.add_argument("--run-steps", type=int, default=2000, help="run length for 'run speed-up'")
   parser.add_argument("--out", default="benchmarks/results/members.json")
@@ -93,7 +94,7 @@ def main():
   for family in args.families.split(","):
     one = None
     ks = [int(x) for x in args.members.split(",")]
-    for k, mapping in [(k, m) for k in ks for m in (args.maps.split(",") if k > 1 else ["-"])]:
+    for k, mapping in [(n, m) for n in ks for m in (args.maps.split(",") if n > 1 else ["-"])]:
       r = measure(family, k, args.seconds, mapping)
       one = one or (r if k == 1 else measure(family, 1, args.seconds))
       r["sequential_images_per_sec"] = one["images_per_sec"]
@@ -102,7 +103,8 @@ def main():
       together = r["compile_seconds"] + args.run_steps / r["steps_per_sec"]
       r["run_speedup"] = sequential / together
       rows.append(r)
-      lines.append(f"| {family} | {k} | {r['map']} | {r['images_per_sec']:.0f} | {one['images_per_sec']:.0f} | "
+      lines.append(f"| {family} | {k} | {r['map']} | {r['images_per_sec']:.0f} | "
+                   f"{one['images_per_sec']:.0f} | "
                    f"{r['speedup']:.2f}x | {r['compile_seconds']:.1f} / {one['compile_seconds']:.1f} | "
                    f"{r['run_speedup']:.2f}x |")
       print(lines[-1], flush=True)

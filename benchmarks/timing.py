@@ -24,8 +24,8 @@ def calls_per_sec(run, carry, batches, seconds: float) -> tuple[float, float]:
 
 def machine_info() -> dict:
   """What a result was measured on: printed and stored beside every benchmark's rows."""
-  import os  # pylint: disable=g-import-not-at-top
-  import platform  # pylint: disable=g-import-not-at-top
+  import os
+  import platform
   return {"jax": jax.__version__, "backend": jax.default_backend(),
           "device": jax.devices()[0].device_kind, "devices": jax.device_count(),
           "cpus": os.cpu_count(), "machine": platform.machine()}

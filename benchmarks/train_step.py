@@ -18,7 +18,7 @@ the forward passes and losses for PyTorch, backward and optimizer steps outside 
   vae             the default VAE (gen/configs/vae.py: IWAE MLP 784-200-200-50, Bernoulli
                   decoder, dynamic binarisation, ELBO, Adam(1e-3, eps 1e-4)), 28x28x1, batch 100
 
-The gen column is the real trainer step: `trainer.compile_steps(family, replicated)` (the
+The gen column is the real trainer step: `step_lib.compile_steps(family, replicated)` (the
 family's `train_step` scanned over `steps_per_call` steps, state donated), compiled once
 ahead of time, on synthetic batches fed back every call (this measures the step, not the
 input pipeline). steps_per_call is the config's (10 for GAN and VAE, 1 for CycleGAN) unless
@@ -67,8 +67,8 @@ import time
 
 import jax
 import numpy as np
+from timing import calls_per_sec, machine_info, steps_per_sec
 
-from gen import sharding
 from gen.configs import cyclegan as cyclegan_configs
 from gen.configs import gan as gan_configs
 from gen.configs import vae as vae_configs
@@ -76,8 +76,8 @@ from gen.data import DatasetInfo
 from gen.families import base
 from gen.families import get as get_family
 from gen.models.dcgan import layout
-from gen.trainer import compile_steps
-from timing import calls_per_sec, machine_info, steps_per_sec
+from gen.train import sharding
+from gen.train.step import compile_steps
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,7 +175,7 @@ def time_gen(row: Row, dtype: str, steps_per_call: int, seconds: float) -> dict:
 
 
 def _torch_setup(device, bf16: bool, compiled: bool):
-  import torch  # pylint: disable=g-import-not-at-top
+  import torch
   autocast = (lambda: torch.autocast(device.type, dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
   module = torch.compile if compiled else (lambda m: m)
 
@@ -199,7 +199,7 @@ def _requires_grad(nets, flag: bool) -> None:
 
 
 def _normal_init(net, std=0.02):
-  import torch  # pylint: disable=g-import-not-at-top
+  import torch
   for m in net.modules():
     if isinstance(m, (torch.nn.Conv2d, torch.nn.ConvTranspose2d, torch.nn.Linear)):
       torch.nn.init.normal_(m.weight, 0.0, std)
@@ -210,8 +210,8 @@ def _normal_init(net, std=0.02):
 def torch_dcgan(row: Row, config, device, bf16: bool, compiled: bool):
   """pytorch/examples/dcgan (BCE-with-logits == gen's non-saturating loss), Adam(2e-4, 0.5, 0.999).
   Like gen: one G forward serves both updates, G's loss is taken through the updated D."""
-  import torch  # pylint: disable=g-import-not-at-top
-  from torch import nn  # pylint: disable=g-import-not-at-top
+  import torch
+  from torch import nn
   autocast, module, adam = _torch_setup(device, bf16, compiled)
   size, _, channels = row.image_shape
   base, stages = layout(size)
@@ -269,9 +269,9 @@ def torch_cyclegan(row: Row, config, device, bf16: bool, compiled: bool):
   float32 under bf16, torch's under autocast in bf16 input precision (cuDNN accumulates in
   float32). gen draws its pool decisions from the step key inside the program; the
   reference draws them with Python's `random` on the host."""
-  import torch  # pylint: disable=g-import-not-at-top
-  from torch import nn  # pylint: disable=g-import-not-at-top
-  import torch.nn.functional as F  # pylint: disable=g-import-not-at-top
+  import torch
+  import torch.nn.functional as F
+  from torch import nn
   autocast, module, adam = _torch_setup(device, bf16, compiled)
   m, l = config.model, config.loss
   size, _, channels = row.image_shape
@@ -379,9 +379,9 @@ def torch_cyclegan(row: Row, config, device, bf16: bool, compiled: bool):
 def torch_vae(row: Row, config, device, bf16: bool, compiled: bool):
   """The IWAE paper's MLP VAE as gen/models/vae.py builds it (tanh, Glorot-uniform weights, zero
   biases), dynamically binarised input, ELBO with the closed-form KL (k = 1, beta 1)."""
-  import torch  # pylint: disable=g-import-not-at-top
-  from torch import nn  # pylint: disable=g-import-not-at-top
-  import torch.nn.functional as F  # pylint: disable=g-import-not-at-top
+  import torch
+  import torch.nn.functional as F
+  from torch import nn
   m, o = config.model, config.optim
   if (m.kind, m.likelihood, m.binarize, config.objective.train_k) != ("mlp", "bernoulli", True, 1):
     raise ValueError("the PyTorch VAE mirrors the default config only (MLP, binarised Bernoulli, ELBO)")
@@ -429,7 +429,7 @@ def time_torch(row: Row, dtype: str, compiled: bool, seconds: float, every: int)
   """{'steps_per_sec', 'warmup_seconds', 'error'}: steps_per_sec None when torch is missing or
   the step failed (error: the first line of the message)."""
   try:
-    import torch  # pylint: disable=g-import-not-at-top
+    import torch
   except ImportError:
     return {"steps_per_sec": None, "warmup_seconds": None, "error": "torch not installed"}
   device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -438,12 +438,12 @@ def time_torch(row: Row, dtype: str, compiled: bool, seconds: float, every: int)
   random.seed(0)
   try:
     if compiled:
-      torch._dynamo.reset()  # pylint: disable=protected-access
+      torch._dynamo.reset()
     step = TORCH_BUILDERS[row.family](row, gen_config(row, dtype), device, dtype == "bfloat16", compiled)
     warmup_seconds, sps = steps_per_sec(step, seconds, warmup=3 if compiled else 1, sync=sync,
                                         every=every)
     return {"steps_per_sec": sps, "warmup_seconds": warmup_seconds, "error": None}
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     message = (str(e).strip().splitlines() or [""])[0]
     print(f"  torch {'compile' if compiled else 'eager'} failed: {type(e).__name__}: {message}",
           flush=True)
@@ -531,7 +531,7 @@ def main():
 
   info = machine_info()
   try:
-    import torch  # pylint: disable=g-import-not-at-top
+    import torch
     info["torch"] = torch.__version__
     info["torch_device"] = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     info["torch_threads"] = torch.get_num_threads()

@@ -1,6 +1,7 @@
 """Which stride-2 up-sampling formulation is faster on this backend (gen.models.layers).
 
-  python benchmarks/upsample.py [--seconds 3] [--dtype float32] [--out benchmarks/results/upsample_<backend>.json]
+  python benchmarks/upsample.py [--seconds 3] [--dtype float32] \
+      [--out benchmarks/results/upsample_<backend>.json]
 
 Times forward + backward (value and gradients for input and kernel) of the `gather` (tap /
 phase) and `native` (lax.conv_transpose) formulations on the up-sampling layers of DCGAN-64
@@ -14,9 +15,9 @@ import os
 
 import jax
 import jax.numpy as jnp
+from timing import calls_per_sec, machine_info
 
 from gen.models.layers import conv_transpose_s2
-from timing import calls_per_sec, machine_info
 
 # (name, input NHWC, kernel size, output channels)
 LAYERS = [("dcgan64_up1", (128, 4, 4, 512), 4, 256), ("dcgan64_up2", (128, 8, 8, 256), 4, 128),

@@ -32,7 +32,7 @@ def grid(images: np.ndarray, cols: int | None = None, pad: int = 2) -> np.ndarra
 
 
 def save_png(path: str, image: np.ndarray) -> None:
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from PIL import Image
   image = np.asarray(image)
   if image.ndim == 3 and image.shape[-1] == 1:
     image = image[..., 0]
@@ -69,7 +69,7 @@ def read_images(path: str) -> tuple[np.ndarray, list[str] | None]:
 
 
 def _read_folder(path: str) -> tuple[np.ndarray, list[str]]:
-  from PIL import Image, UnidentifiedImageError  # pylint: disable=g-import-not-at-top
+  from PIL import Image, UnidentifiedImageError
   names = sorted(n for n in os.listdir(path) if n.lower().endswith(IMAGE_SUFFIXES))
   if not names:
     raise UserError(f"folder {path!r} holds no .png, .jpg or .jpeg files")

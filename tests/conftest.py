@@ -1,19 +1,21 @@
 """Test set-up: a private TFDS data_dir and a shared JAX compilation cache for subprocesses."""
 
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
 
+import numpy as np
 import pytest
 
-try:  # before any test module imports TensorFlow: torchvision loads triton (through
-  # torch._dynamo), whose library segfaults the process when TensorFlow is already loaded
-  # (torch 2.14.1 / triton 3.8.0 / tensorflow-cpu 2.x). Loaded first, both work.
-  import torchvision  # pylint: disable=unused-import
-except ImportError:  # without the test extra: the tests that need it skip
-  pass
+# Before any test module imports TensorFlow: torchvision loads triton (through torch._dynamo),
+# whose library segfaults the process when TensorFlow is already loaded (torch 2.14.1 / triton
+# 3.8.0 / tensorflow-cpu 2.x). Loaded first, both work. Without the test extra the tests that
+# need it skip.
+with contextlib.suppress(ImportError):
+  import torchvision  # noqa: F401
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _TMP = tempfile.mkdtemp(prefix="gen-tests-")
@@ -48,10 +50,43 @@ def metrics_rows(workdir: str) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if not k.endswith("_per_sec")} for line in f]
 
 
+# Equality of one training computed two ways: K members in one program against K separate
+# runs, several devices or processes against one. Both do the same float32 arithmetic in
+# another order (vmapped or sharded convolutions and reductions): reassociation moves a sum by
+# ~1e-7 relative, and over the few steps compared (<= 6, from bitwise-equal initial states)
+# losses stay within ~5e-6 (measured, GAN, VAE, CycleGAN, pix2pix): RTOL = 1e-4 leaves 20x, and
+# ATOL covers values that are means of O(1) terms near 0 (D's mean logits).
+RTOL, ATOL = 1e-4, 1e-5
+# L1 losses (CycleGAN's cycle and identity terms, pix2pix's L1) have the gradient
+# sign(residual) / N: where a residual lies within that rounding of 0 the sign can flip, and
+# one flipped pixel moves G's gradient norm by ~2 lambda / N |d pixel / d params|: 1.0e-4
+# relative, measured for the tiny CycleGAN (N = 2 x 28 x 28). Its gradient norms get room for
+# 20 such pixels.
+L1_GRAD_NORM_RTOL = 2e-3
+L1_FAMILIES = ("cyclegan", "pix2pix")
+
+
+def assert_same_training(a: list[dict], b: list[dict], family: str, names=None) -> None:
+  """metrics.jsonl rows of one training computed two ways agree (see RTOL): the same rows and
+  tags, and every float (or those in `names`) within the bounds above."""
+  assert [r["step"] for r in a] == [r["step"] for r in b]
+  for x, y in zip(a, b):
+    assert x.keys() == y.keys()
+    for k, v in x.items():
+      if names is not None and k not in names:
+        continue
+      if not isinstance(v, float):
+        assert v == y[k], k
+        continue
+      grad_norm_with_l1 = family in L1_FAMILIES and k.endswith("grad_norm")
+      np.testing.assert_allclose(y[k], v, rtol=L1_GRAD_NORM_RTOL if grad_norm_with_l1 else RTOL,
+                                 atol=ATOL, err_msg=f"{family} step {x['step']} {k}")
+
+
 @pytest.fixture
 def optimized_jax():
   """Full XLA optimisation for a test that computes more than it compiles."""
-  import jax  # pylint: disable=g-import-not-at-top
+  import jax
   jax.config.update("jax_disable_most_optimizations", False)
   yield
   jax.config.update("jax_disable_most_optimizations",

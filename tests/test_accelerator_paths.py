@@ -4,10 +4,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import metrics_rows
-from gen import run_dir, trainer
 from test_members import LOSSES, tiny
+
+from gen.runs import run_dir
+from gen.train import sharding, train
+from gen.train import step as step_lib
 
 
 @pytest.mark.parametrize("family", ["gan", "vae", "cyclegan"])
@@ -15,7 +17,7 @@ def test_bfloat16_trains_tracks_float32_and_checkpoints_float32(tmp_path, family
   runs = {}
   for dtype in ("float32", "bfloat16"):
     workdir = str(tmp_path / dtype)
-    trainer.train(tiny(family, num_steps=4, compute_dtype=dtype), workdir)
+    train(tiny(family, num_steps=4, compute_dtype=dtype), workdir)
     runs[dtype] = metrics_rows(workdir)
     state = run_dir.restore_run(workdir)[2]
     dtypes = {x.dtype for x in jax.tree.leaves(state) if jnp.issubdtype(x.dtype, jnp.floating)}
@@ -34,17 +36,17 @@ def test_bfloat16_trains_tracks_float32_and_checkpoints_float32(tmp_path, family
 def test_bfloat16_really_runs_the_convolutions_in_bfloat16():
   from gen.configs import gan
   from gen.data import DatasetInfo
-  from gen.families.gan import Family as GAN
+  from gen.families.gan import GAN
   config = gan.get_config("tiny")
   for dtype, want in (("float32", "f32["), ("bfloat16", "bf16[")):
     config.compute_dtype = dtype
     family = GAN(config, DatasetInfo("mnist5k", (28, 28, 1), 0, 100))
     state = family.init_state(jax.random.key(0))
-    jaxpr = jax.make_jaxpr(lambda s: family._d(s.d.params, s.d.batch_stats,  # pylint: disable=protected-access
+    jaxpr = jax.make_jaxpr(lambda s: family._d(s.d.params, s.d.batch_stats,
                                                jnp.zeros((2, 28, 28, 1)), None))(state)
     convs = [line for line in str(jaxpr).splitlines() if "conv_general_dilated[" in line]
     assert convs and all(want in c.split("=")[0] for c in convs), convs
-    logits = jax.eval_shape(lambda s: family._d(s.d.params, s.d.batch_stats,  # pylint: disable=protected-access
+    logits = jax.eval_shape(lambda s: family._d(s.d.params, s.d.batch_stats,
                                                 jnp.zeros((2, 28, 28, 1)), None), state)[0]
     assert logits.dtype == jnp.float32  # losses in float32
 
@@ -53,15 +55,14 @@ def test_the_loop_sends_the_next_batches_before_it_waits_for_a_call(tmp_path, mo
   """Double buffering: call i+1's batches go to the devices before the host waits on call i,
   and between events the host reads the previous call's finiteness flag, not the new one's."""
   events = []
-  to_global, check = trainer.sharding.to_global, trainer._check_finite  # pylint: disable=protected-access
-  monkeypatch.setattr(trainer.sharding, "to_global",
+  to_global, check = sharding.to_global, step_lib.first_non_finite
+  monkeypatch.setattr(sharding, "to_global",
                       lambda *a: events.append("put") or to_global(*a))
-  monkeypatch.setattr(trainer, "_check_finite",
-                      lambda outputs, step, *a: events.append(f"check{step + 1}") or
-                      check(outputs, step, *a))
+  monkeypatch.setattr(step_lib, "first_non_finite",
+                      lambda outputs, step: events.append(f"check{step + 1}") or check(outputs, step))
   config = tiny("gan", num_steps=6, steps_per_call=1, log_every=3, sample_every=6,
                 checkpoint_every=6)
-  trainer.train(config, str(tmp_path / "run"))
+  train(config, str(tmp_path / "run"))
   assert events == ["put", "put", "put", "check1", "put", "check2", "check3",
                     "put", "put", "check4", "check5", "check6"]
   assert [r["step"] for r in metrics_rows(str(tmp_path / "run"))] == [3, 6]

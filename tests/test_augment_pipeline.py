@@ -1,20 +1,20 @@
-"""Input-pipeline augmentations (gen.data.pipeline.Augment): known outputs of the per-image
+"""Input-pipeline augmentations (gen.data.augment.ExampleAugment): known outputs of the per-image
 functions, their config checks, and determinism / exact resume through Pipeline."""
 
 import colorsys
+import os
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from gen import trainer
 from gen.configs.gan import get_config
-from gen.data import Pipeline, open_builder
-from gen.data import pipeline
-from gen.data.pipeline import Augment
+from gen.data import Pipeline, builders, image_ops, open_builder
+from gen.data.augment import ExampleAugment
 from gen.errors import UserError
+from gen.train import train
 
-tf, _ = pipeline._tf_and_tfds()  # pylint: disable=protected-access
+tf = image_ops.tf
 
 
 def _image(shape, seed=0):
@@ -31,36 +31,36 @@ def _take(stream, n):
 def test_rotation_by_0_is_the_identity_and_by_90_is_rot90():
   for shape in ((7, 7, 3), (8, 8, 1)):
     image = _image(shape)
-    np.testing.assert_array_equal(pipeline.rotate(tf, tf.constant(image), 0.0).numpy(), image)
-    np.testing.assert_allclose(pipeline.rotate(tf, tf.constant(image), 90.0).numpy(),
+    np.testing.assert_array_equal(image_ops.rotate(tf.constant(image), 0.0).numpy(), image)
+    np.testing.assert_allclose(image_ops.rotate(tf.constant(image), 90.0).numpy(),
                                np.rot90(image), atol=1e-5)  # counter-clockwise
-    np.testing.assert_allclose(pipeline.rotate(tf, tf.constant(image), -90.0).numpy(),
+    np.testing.assert_allclose(image_ops.rotate(tf.constant(image), -90.0).numpy(),
                                np.rot90(image, -1), atol=1e-5)
   wide = _image((4, 6, 1))
-  np.testing.assert_allclose(pipeline.rotate(tf, tf.constant(wide), 180.0).numpy(),
+  np.testing.assert_allclose(image_ops.rotate(tf.constant(wide), 180.0).numpy(),
                              wide[::-1, ::-1], atol=1e-5)
 
 
 def test_rotation_fills_corners_by_reflection():
   image = np.zeros((9, 9, 1), np.float32)
   image[4, :] = 1.0  # a horizontal bar through the centre
-  out = pipeline.rotate(tf, tf.constant(image), 45.0).numpy()
+  out = image_ops.rotate(tf.constant(image), 45.0).numpy()
   assert out.min() >= 0 and out.max() <= 1 + 1e-6
   assert out[0, 0, 0] > 0 or out[0, -1, 0] > 0 or out[-1, 0, 0] > 0  # not constant 0 corners
-  blank = pipeline.rotate(tf, tf.ones((9, 9, 3)), 30.0).numpy()
+  blank = image_ops.rotate(tf.ones((9, 9, 3)), 30.0).numpy()
   np.testing.assert_allclose(blank, 1.0, atol=1e-6)  # reflection never brings in a fill colour
 
 
 def test_resized_crop_of_the_whole_image_is_the_identity():
   for shape in ((6, 6, 3), (5, 9, 1)):  # 5x9: no 1:1 box of full area fits -> whole image
     image = _image(shape)
-    out = pipeline.resized_crop(tf, tf.constant(image), tf.constant([3, 4]), (1.0, 1.0), (1.0, 1.0))
+    out = image_ops.resized_crop(tf.constant(image), tf.constant([3, 4]), (1.0, 1.0), (1.0, 1.0))
     np.testing.assert_array_equal(out.numpy(), image)
 
 
 def test_resized_crop_is_a_resized_box_of_the_image():
   image = np.tile(np.arange(16, dtype=np.float32)[None, :, None], (16, 1, 1)) / 15  # ramp in x
-  out = pipeline.resized_crop(tf, tf.constant(image), tf.constant([1, 2]), (0.25, 0.5),
+  out = image_ops.resized_crop(tf.constant(image), tf.constant([1, 2]), (0.25, 0.5),
                               (1.0, 1.0)).numpy()
   assert out.shape == (16, 16, 1)
   np.testing.assert_allclose(out[0], out[-1])  # each column still constant
@@ -72,31 +72,31 @@ def test_colour_jitter_with_fixed_factors_matches_numpy():
   rgb = _image((5, 6, 3), seed=1)
   grey = rgb @ np.array([0.2989, 0.587, 0.114], np.float32)
   t = tf.constant(rgb)
-  np.testing.assert_allclose(pipeline.adjust_brightness(tf, t, 1.5).numpy(),
+  np.testing.assert_allclose(image_ops.adjust_brightness(t, 1.5).numpy(),
                              np.clip(rgb * 1.5, 0, 1), atol=1e-6)
-  np.testing.assert_allclose(pipeline.adjust_contrast(tf, t, 0.6).numpy(),
+  np.testing.assert_allclose(image_ops.adjust_contrast(t, 0.6).numpy(),
                              np.clip(0.6 * rgb + 0.4 * grey.mean(), 0, 1), atol=1e-6)
-  np.testing.assert_allclose(pipeline.adjust_saturation(tf, t, 1.7).numpy(),
+  np.testing.assert_allclose(image_ops.adjust_saturation(t, 1.7).numpy(),
                              np.clip(1.7 * rgb - 0.7 * grey[..., None], 0, 1), atol=1e-6)
   shifted = np.array([[colorsys.hsv_to_rgb((h + 0.3) % 1, s, v)
                        for h, s, v in (colorsys.rgb_to_hsv(*px) for px in row)] for row in rgb])
-  np.testing.assert_allclose(pipeline.adjust_hue(tf, t, 0.3).numpy(), shifted, atol=1e-5)
+  np.testing.assert_allclose(image_ops.adjust_hue(t, 0.3).numpy(), shifted, atol=1e-5)
   # One channel: contrast blends with the image's mean.
   mono = _image((4, 4, 1), seed=2)
-  np.testing.assert_allclose(pipeline.adjust_contrast(tf, tf.constant(mono), 1.8).numpy(),
+  np.testing.assert_allclose(image_ops.adjust_contrast(tf.constant(mono), 1.8).numpy(),
                              np.clip(1.8 * mono - 0.8 * mono.mean(), 0, 1), atol=1e-6)
   # Neutral factors change nothing; the whole jitter applies them in order.
-  neutral = pipeline.colour_jitter(tf, t, tf.constant([1.0, 1.0, 1.0, 0.0])).numpy()
+  neutral = image_ops.colour_jitter(t, tf.constant([1.0, 1.0, 1.0, 0.0])).numpy()
   np.testing.assert_allclose(neutral, rgb, atol=1e-6)
-  both = pipeline.colour_jitter(tf, t, tf.constant([0.8, 1.2, 1.0, 0.0])).numpy()
+  both = image_ops.colour_jitter(t, tf.constant([0.8, 1.2, 1.0, 0.0])).numpy()
   b = np.clip(rgb * 0.8, 0, 1)
   mean = (b @ np.array([0.2989, 0.587, 0.114], np.float32)).mean()
   np.testing.assert_allclose(both, np.clip(1.2 * b - 0.2 * mean, 0, 1), atol=1e-6)
 
 
 def test_jitter_factors_lie_in_torchvisions_ranges():
-  augment = Augment(brightness=0.4, contrast=1.5, saturation=0.2, hue=0.1)
-  f = np.array([pipeline.jitter_factors(tf, tf.constant([0, i]), augment).numpy()
+  augment = ExampleAugment(brightness=0.4, contrast=1.5, saturation=0.2, hue=0.1)
+  f = np.array([image_ops.jitter_factors(tf.constant([0, i]), augment).numpy()
                 for i in range(200)])
   for k, (lo, hi) in enumerate(((0.6, 1.4), (0.0, 2.5), (0.8, 1.2), (-0.1, 0.1))):
     assert lo <= f[:, k].min() < lo + 0.1 * (hi - lo) and hi - 0.1 * (hi - lo) < f[:, k].max() <= hi
@@ -119,16 +119,16 @@ def test_bad_augmentation_settings_are_one_line_user_errors(change, message):
   c = get_config("tiny")
   c.data.update(change)
   with pytest.raises(UserError, match=message):
-    Augment.from_config(c)
+    ExampleAugment.from_config(c)
 
 
 def test_augment_from_config():
   c = get_config("tiny")
-  assert Augment.from_config(c) == Augment() and not Augment().active
+  assert ExampleAugment.from_config(c) == ExampleAugment() and not ExampleAugment().active
   c.data.update(rotation=10.0, resized_crop_scale="(0.8, 1)", resized_crop_ratio="3/4,4/3",
                 brightness=0.2, hue=0.5)
-  a = Augment.from_config(c)
-  assert a == Augment(rotation=10.0, resized_crop_scale=(0.8, 1.0), resized_crop_ratio=(0.75, 4 / 3),
+  a = ExampleAugment.from_config(c)
+  assert a == ExampleAugment(rotation=10.0, resized_crop_scale=(0.8, 1.0), resized_crop_ratio=(0.75, 4 / 3),
                       brightness=0.2, hue=0.5)
   assert a.active and a.colour
 
@@ -136,23 +136,24 @@ def test_augment_from_config():
 def test_saturation_and_hue_on_greyscale_are_a_user_error(mnist5k_builder):
   for name in ("saturation", "hue"):
     with pytest.raises(UserError, match=rf"^data.{name}=0.1 needs RGB images; .* have 1 channel"):
-      Pipeline(mnist5k_builder, "train", batch_size=4, augment=Augment(**{name: 0.1}))
+      Pipeline(mnist5k_builder, "train", batch_size=4, augment=ExampleAugment(**{name: 0.1}))
 
 
 def test_the_trainer_checks_augmentations_before_training(tmp_path):
   c = get_config("tiny")
   c.data.rotation = -1.0
   with pytest.raises(UserError, match=r"^data.rotation=-1.0 must be in \[0, 180\]"):
-    trainer.check_config(c)
+    train(c, str(tmp_path / "bad"))
+  assert not os.path.exists(tmp_path / "bad")  # before anything is written
   c = get_config("tiny")  # mnist5k: greyscale
   c.data.hue = 0.1
   with pytest.raises(UserError, match=r"^data.hue=0.1 needs RGB images"):
-    trainer.train(c, str(tmp_path / "run"))
+    train(c, str(tmp_path / "run"))
 
 
 # ---------------------------------------------------------------- Through Pipeline
 
-ALL_GREY = Augment(rotation=20.0, resized_crop_scale=(0.6, 1.0), brightness=0.3, contrast=0.3)
+ALL_GREY = ExampleAugment(rotation=20.0, resized_crop_scale=(0.6, 1.0), brightness=0.3, contrast=0.3)
 
 
 def test_augmented_stream_is_deterministic_and_resumes_exactly(mnist5k_builder):
@@ -182,17 +183,17 @@ def test_augmented_stream_is_deterministic_and_resumes_exactly(mnist5k_builder):
 def test_augmentations_off_leave_the_stream_unchanged(mnist5k_builder):
   kw = dict(batch_size=16, seed=1, load_size=32, image_size=28)
   plain = _take(Pipeline(mnist5k_builder, "train", **kw), 1)[0]["image"]
-  off = _take(Pipeline(mnist5k_builder, "train", augment=Augment(), **kw), 1)[0]["image"]
+  off = _take(Pipeline(mnist5k_builder, "train", augment=ExampleAugment(), **kw), 1)[0]["image"]
   np.testing.assert_array_equal(plain, off)
   # Neutral settings through the float path round back to the same uint8 pixels.
-  still = Augment(resized_crop_scale=(1.0, 1.0), resized_crop_ratio=(1.0, 1.0))
+  still = ExampleAugment(resized_crop_scale=(1.0, 1.0), resized_crop_ratio=(1.0, 1.0))
   same = _take(Pipeline(mnist5k_builder, "train", augment=still, **kw), 1)[0]["image"]
   np.testing.assert_array_equal(plain, same)
 
 
 def test_colour_jitter_on_rgb_through_the_pipeline(monkeypatch, tmp_path):
-  monkeypatch.setattr(pipeline, "_network_available", lambda *a, **k: True)
-  augment = Augment(rotation=10.0, brightness=0.2, contrast=0.2, saturation=0.5, hue=0.2)
+  monkeypatch.setattr(builders, "_network_available", lambda *a, **k: True)
+  augment = ExampleAugment(rotation=10.0, brightness=0.2, contrast=0.2, saturation=0.5, hue=0.2)
   with tfds.testing.mock_data(num_examples=12):
     builder = open_builder("cifar10", str(tmp_path))
     a = _take(Pipeline(builder, "train", batch_size=4, seed=0, augment=augment), 2)

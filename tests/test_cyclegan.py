@@ -7,19 +7,20 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
+from conftest import TINY_CYCLEGAN, metrics_rows, run
 from PIL import Image
 
-from conftest import TINY_CYCLEGAN, metrics_rows, run
-from gen import losses, trainer
-from gen.run_dir import restore_for_inference
 from gen.configs.cyclegan import get_config
-from gen.data import DatasetInfo, open_builder
+from gen.data import DatasetInfo, open_builder, splits_info
 from gen.data.digits2bold import bold_inverse
 from gen.errors import UserError
+from gen.families.cyclegan import CycleGAN
 from gen.images import read_images
-from gen.families.cyclegan import Family
-from gen.schedules import constant_then_linear as learning_rate
-from gen.image_pool import ImagePool
+from gen.objectives import losses
+from gen.objectives.image_pool import ImagePool
+from gen.objectives.schedules import constant_then_linear as learning_rate
+from gen.runs.run_dir import restore_for_inference
+from gen.train import evaluation, train
 
 TINY = TINY_CYCLEGAN
 
@@ -30,7 +31,7 @@ def count(tree):
 
 def test_networks_match_the_reference_sizes():
   """pytorch-CycleGAN at 256x256x3: ResnetGenerator (9 blocks) 11,378,179, NLayerDiscriminator 2,764,737."""
-  family = Family(get_config("horse2zebra"), DatasetInfo("h2z", (256, 256, 3), 2, 1334))
+  family = CycleGAN(get_config("horse2zebra"), DatasetInfo("h2z", (256, 256, 3), 2, 1334))
   state = jax.eval_shape(family.init_state, jax.random.key(0))
   assert count(state.g_ab.params) == 11_378_179
   assert count(state.d_a.params) == 2_764_737
@@ -43,11 +44,11 @@ def test_networks_match_the_reference_sizes():
 def test_generator_output_range_and_six_blocks_below_256():
   c = get_config()
   c.model.blocks = 0  # the paper's choice by size
-  shapes = jax.eval_shape(Family(c, DatasetInfo("d", (128, 128, 3), 2, 100)).init_state,
+  shapes = jax.eval_shape(CycleGAN(c, DatasetInfo("d", (128, 128, 3), 2, 100)).init_state,
                           jax.random.key(0))
   assert len([k for k in shapes.g_ab.params if k.startswith("ResidualBlock")]) == 6
   c.model.ngf, c.model.blocks = 4, 1
-  family = Family(c, DatasetInfo("d", (28, 28, 1), 10, 2000))
+  family = CycleGAN(c, DatasetInfo("d", (28, 28, 1), 10, 2000))
   state = jax.jit(family.init_state)(jax.random.key(0))
   x = jax.random.uniform(jax.random.key(1), (2, 28, 28, 1), minval=-1, maxval=1)
   y = family.jit_translate_batch(state, x, "AtoB")
@@ -89,21 +90,21 @@ def test_pool_handles_batches_in_order_and_size_zero_passes_through():
   assert float(out[0, 0, 0, 0]) == 0 and float(out[1, 0, 0, 0]) == 1
   assert sorted([*np.asarray(pool.images).ravel(), float(out[2, 0, 0, 0])]) == [0, 1, 2]
   empty = ImagePool.create(0, (1, 1, 1))
-  same, out = empty.query(batch, jax.random.key(0))
+  _, out = empty.query(batch, jax.random.key(0))
   np.testing.assert_array_equal(out, batch)
 
 
 def test_losses_by_hand():
   d_real, d_fake = jnp.asarray([0.5, 1.5]), jnp.asarray([0.2, -0.4])
   # D: 0.5 * (MSE(D(real), 1) + MSE(D(fake), 0)) = 0.5 * (0.25 + 0.1) = 0.175
-  np.testing.assert_allclose(losses.d_loss("lsgan", d_real, d_fake), 0.175, rtol=1e-6)
+  np.testing.assert_allclose(losses.translation_d_loss("lsgan", d_real, d_fake), 0.175, rtol=1e-6)
   # G: MSE(D(G(x)), 1) = ((0.8)^2 + (1.4)^2) / 2 = 1.3
-  np.testing.assert_allclose(losses.least_squares(d_fake, 1.0), 1.3, rtol=1e-6)
+  np.testing.assert_allclose(losses.translation_g_loss("lsgan", d_fake), 1.3, rtol=1e-6)
   np.testing.assert_allclose(losses.l1(jnp.asarray([1.0, -1.0]), jnp.asarray([0.5, 0.0])), 0.75)
 
 
 def test_step_combines_the_losses_with_the_papers_weights():
-  family = Family(get_config("tiny"), DatasetInfo("d", (28, 28, 1), 10, 2000))
+  family = CycleGAN(get_config("tiny"), DatasetInfo("d", (28, 28, 1), 10, 2000))
   state = jax.jit(family.init_state)(jax.random.key(0))
   rng = np.random.default_rng(0)
   batch = {d: {"image": jnp.asarray(rng.uniform(-1, 1, (2, 28, 28, 1)), jnp.float32)} for d in "AB"}
@@ -169,7 +170,7 @@ def test_train_cyclegan_cli_end_to_end_and_translate(tmp_path):
   digits = np.asarray(Image.new("L", (28, 28)))[None, :, :, None].repeat(3, axis=0)
   src, out = str(tmp_path / "in.npz"), str(tmp_path / "out.npz")
   np.savez(src, images=digits)
-  result = run(["-m", "gen.translate", f"--workdir={workdir}", "--direction=AtoB",
+  result = run(["-m", "gen", "translate", f"--workdir={workdir}", "--direction=AtoB",
                 f"--input={src}", f"--out={out}"])
   assert result.returncode == 0, result.stderr[-3000:]
   with np.load(out) as f:
@@ -179,15 +180,15 @@ def test_train_cyclegan_cli_end_to_end_and_translate(tmp_path):
   folder.mkdir()
   for i in range(3):
     Image.fromarray(digits[i, :, :, 0]).save(folder / f"{i}.png")
-  result = run(["-m", "gen.translate", f"--workdir={workdir}", "--direction=AtoB",
+  result = run(["-m", "gen", "translate", f"--workdir={workdir}", "--direction=AtoB",
                 f"--input={folder}", f"--out={out}"])
   assert result.returncode == 0, result.stderr[-3000:]
   with np.load(out) as f:
     np.testing.assert_array_equal(f["images"], from_npz)
     assert list(f["names"]) == ["0.png", "1.png", "2.png"]
 
-  result = run(["-m", "gen.sample", f"--workdir={workdir}", f"--out={out}"])
-  assert result.returncode == 2 and "use python -m gen.translate" in result.stderr
+  result = run(["-m", "gen", "sample", f"--workdir={workdir}", f"--out={out}"])
+  assert result.returncode == 2 and "use gen translate" in result.stderr
 
   # Wrong size, wrong channels, no images key: one line each (gen.translate prints these).
   _, family, state = restore_for_inference(workdir)
@@ -201,15 +202,15 @@ def test_train_cyclegan_cli_end_to_end_and_translate(tmp_path):
     read_images(src)
 
   # Translation FID: a translator that changes nothing scores exactly FID(testA, testB).
-  from gen import sharding
-  from gen.evaluate import _split_images
+  from gen.data import split_images
   from gen.metrics import quality
+  from gen.train import sharding
   config, family, state = restore_for_inference(workdir)
   family.translate_batch = lambda state, x, direction: x
   protocol = {}
-  got = trainer.evaluate(config, family, state, open_builder("digits2bold"), sharding.make_mesh(),
+  got = evaluation.evaluate(config, family, state, open_builder("digits2bold"), sharding.make_mesh(),
                          ["fid_AtoB_digits", "fid_BtoA_digits"], protocol)
-  test_a, test_b = _split_images("digits2bold:testA")[0], _split_images("digits2bold:testB")[0]
+  test_a, test_b = split_images("digits2bold:testA")[0], split_images("digits2bold:testB")[0]
   want = quality.quality(["fid_digits"], test_a, None, test_b, config, {})["fid_digits"]
   assert got["fid_AtoB_digits"] == pytest.approx(want, rel=1e-6) and want > 10
   assert got["fid_BtoA_digits"] == pytest.approx(
@@ -226,9 +227,9 @@ def test_cyclegan_resume_is_bitwise_identical_including_the_pool(tmp_path):
     return c
 
   straight, resumed = str(tmp_path / "a"), str(tmp_path / "b")
-  trainer.train(config(6), straight)
-  trainer.train(config(4), resumed)
-  trainer.train(config(6), resumed)
+  train(config(6), straight)
+  train(config(4), resumed)
+  train(config(6), resumed)
   a = restore_for_inference(straight)[2]
   b = restore_for_inference(resumed)[2]
   assert int(a.step) == int(b.step) == 6
@@ -243,9 +244,9 @@ def test_bad_values():
   c = get_config()
   c.optim.unit = "hours"
   with pytest.raises(UserError, match="optim.unit='hours'"):
-    Family(c, info)
+    CycleGAN(c, info)
   with pytest.raises(UserError, match="divisible by 4"):
-    Family(get_config(), DatasetInfo("d", (30, 30, 1), 10, 2000))
+    CycleGAN(get_config(), DatasetInfo("d", (30, 30, 1), 10, 2000))
 
 
 def test_an_epoch_is_the_whole_split_on_any_number_of_processes(monkeypatch):
@@ -253,8 +254,8 @@ def test_an_epoch_is_the_whole_split_on_any_number_of_processes(monkeypatch):
   over the global batch: on N hosts the decay must not start N times too early."""
   builder = open_builder("digits2bold")
   c = get_config("tiny")
-  one = trainer.data_info(builder, ("trainA", "trainB"), c)
-  monkeypatch.setattr(trainer.jax, "process_count", lambda: 2)
-  two = trainer.data_info(builder, ("trainA", "trainB"), c)
+  one = splits_info(builder, ("trainA", "trainB"), c.data.image_size)
+  monkeypatch.setattr(jax, "process_count", lambda: 2)
+  two = splits_info(builder, ("trainA", "trainB"), c.data.image_size)
   assert one == two and one.num_examples == max(
       builder.info.splits[s].num_examples for s in ("trainA", "trainB"))

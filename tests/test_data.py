@@ -2,8 +2,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from gen.data import Pipeline, open_builder
-from gen.data import mnist5k, pipeline
+from gen.data import Pipeline, builders, mnist5k, open_builder
 from gen.errors import UserError
 
 
@@ -99,7 +98,7 @@ def test_processes_split_each_global_batch_of_the_one_process_stream(mnist5k_bui
 
 
 def test_pipeline_under_tfds_mock_data(monkeypatch, tmp_path):
-  monkeypatch.setattr(pipeline, "_network_available", lambda *a, **k: True)
+  monkeypatch.setattr(builders, "_network_available", lambda *a, **k: True)
   with tfds.testing.mock_data(num_examples=12):
     builder = open_builder("cifar10", str(tmp_path))
     batch = _take(Pipeline(builder, "train", batch_size=4, seed=0), 4)[-1]
@@ -114,7 +113,7 @@ def test_unknown_dataset_is_a_user_error():
 
 
 def test_unprepared_dataset_offline_fails_fast(monkeypatch, tmp_path):
-  monkeypatch.setattr(pipeline, "_network_available", lambda *a, **k: False)
+  monkeypatch.setattr(builders, "_network_available", lambda *a, **k: False)
   with pytest.raises(UserError, match=r"dataset 'cifar10' is not prepared in .* cannot be downloaded"):
     open_builder("cifar10", str(tmp_path))
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import integrate, stats
 
-from gen import distributions as dist
+from gen.objectives import distributions as dist
 
 
 def test_normal_log_prob_matches_scipy():

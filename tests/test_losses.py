@@ -4,7 +4,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gen import losses
+from gen.objectives import losses
 
 REAL = jnp.array([0.0, 2.0])
 FAKE = jnp.array([-1.0, 1.0])
@@ -18,7 +18,7 @@ sp = lambda x: math.log1p(math.exp(x))  # softplus
     ("lsgan", 0.5 * (1 + 1) / 2 + 0.5 * (1 + 1) / 2),
 ])
 def test_d_loss(kind, expected):
-  assert float(losses.d_loss(kind, REAL, FAKE)) == pytest.approx(expected, rel=1e-6)
+  assert float(losses.GAN_LOSSES[kind].d(REAL, FAKE)) == pytest.approx(expected, rel=1e-6)
 
 
 @pytest.mark.parametrize("kind,expected", [
@@ -28,12 +28,32 @@ def test_d_loss(kind, expected):
     ("lsgan", 0.5 * (4 + 0) / 2),
 ])
 def test_g_loss(kind, expected):
-  assert float(losses.g_loss(kind, FAKE)) == pytest.approx(expected, rel=1e-6, abs=1e-7)
+  assert float(losses.GAN_LOSSES[kind].g(FAKE)) == pytest.approx(expected, rel=1e-6, abs=1e-7)
 
 
-def test_unknown_loss():
-  with pytest.raises(ValueError, match="unknown GAN loss"):
-    losses.d_loss("bogus", REAL, FAKE)
+def test_unknown_loss_kind_is_a_config_error():
+  from gen.configs.gan import get_config
+  from gen.data import DatasetInfo
+  from gen.errors import UserError
+  from gen.families.gan import GAN
+  c = get_config("tiny")
+  c.loss.kind = "bogus"
+  with pytest.raises(UserError, match="^loss.kind='bogus' is not one of ns, hinge, wgan, lsgan$"):
+    GAN(c, DatasetInfo("toy", (28, 28, 1), 0, 100))
+
+
+@pytest.mark.parametrize("kind,d,g", [
+    # junyanz/pytorch-CycleGAN-and-pix2pix GANLoss: 'vanilla' BCEWithLogits, 'lsgan' MSELoss;
+    # D's loss 0.5 (c(real, 1) + c(fake, 0)), G's c(fake, 1).
+    ("ns", 0.5 * ((sp(0) + sp(-2)) / 2 + (sp(-1) + sp(1)) / 2), (sp(1) + sp(-1)) / 2),
+    ("lsgan", 0.5 * ((1 + 1) / 2 + (1 + 1) / 2), (4 + 0) / 2),
+])
+def test_translation_losses_are_the_authors(kind, d, g):
+  assert float(losses.translation_d_loss(kind, REAL, FAKE)) == pytest.approx(d, rel=1e-6)
+  assert float(losses.translation_g_loss(kind, FAKE)) == pytest.approx(g, rel=1e-6)
+  if kind == "lsgan":  # the authors' G term is the full MSE, twice the LSGAN paper's 1/2 MSE
+    assert float(losses.translation_g_loss(kind, FAKE)) == pytest.approx(
+        2 * float(losses.GAN_LOSSES["lsgan"].g(FAKE)), rel=1e-6)
 
 
 def test_penalties_on_a_linear_critic():
@@ -42,15 +62,15 @@ def test_penalties_on_a_linear_critic():
   critic = lambda x: jnp.sum(x * a, axis=(1, 2, 3))
   real = jnp.ones((3, 2, 1, 1))
   fake = jnp.zeros((3, 2, 1, 1))
-  import jax  # pylint: disable=g-import-not-at-top
+  import jax
   assert float(losses.gradient_penalty(critic, real, fake, jax.random.key(0))) == pytest.approx(16.0)
   assert float(losses.r1_penalty(critic, real)) == pytest.approx(25.0)
-  np.testing.assert_allclose(losses.d_loss("wgan", critic(real), critic(fake)), -7.0)
+  np.testing.assert_allclose(losses.GAN_LOSSES["wgan"].d(critic(real), critic(fake)), -7.0)
 
 
 def test_lecam_penalty_by_hand():
   """google/lecam-gan: EMAs (zero-debiased) of the mean logits; penalty on the far side of them."""
-  import jax  # pylint: disable=g-import-not-at-top
+  import jax
   batch = losses.CriticBatch(critic=None, real=None, fake=None, real_logits=REAL, fake_logits=FAKE,
                              key=jax.random.key(0))
   ema = {"real": jnp.zeros(()), "fake": jnp.zeros(()), "count": jnp.zeros((), jnp.int32)}

@@ -7,11 +7,13 @@ import os
 import jax
 import numpy as np
 import pytest
+from conftest import TINY_GAN, TINY_VAE, assert_same_training, metrics_rows, run
 
-from conftest import TINY_GAN, TINY_VAE, metrics_rows, run
-from gen import run_dir, trainer
 from gen.configs import cyclegan, gan, vae
 from gen.errors import UserError
+from gen.runs import run_dir
+from gen.runs.checkpointing import Checkpointer
+from gen.train import train
 
 CONFIGS = {"gan": gan.get_config, "vae": vae.get_config, "cyclegan": cyclegan.get_config}
 # Loss names compared per family (each is logged every step by the :tiny variants).
@@ -41,29 +43,28 @@ def by_member(workdir):
 @pytest.mark.parametrize("family,mapping", [("gan", "vmap"), ("gan", "loop"), ("vae", "vmap"),
                                             ("cyclegan", "vmap")])
 def test_each_member_follows_its_separate_run(tmp_path, family, mapping):
-  """K = 3 members in one program, each against a separate run with that seed and value:
-  the same losses, step by step, to float32 round-off (vmapped convolutions sum in another
-  order; 4 Adam steps keep the difference below 1e-4 relative). `vmap` is what GPUs and TPUs
-  run, `loop` what CPUs run (trainer.member_map)."""
+  """K = 3 members in one program, each against a separate run with that seed and value: the
+  same losses, step by step, within float32 reassociation (conftest.RTOL: vmapped convolutions
+  sum in another order). `vmap` is what GPUs and TPUs run, `loop` what CPUs run
+  (gen.train.step.member_map)."""
   config = tiny(family, data={"member_order": True}, member_map=mapping, **MEMBERS[family])
-  trainer.train(config, str(tmp_path / "members"))
+  train(config, str(tmp_path / "members"))
   rows = by_member(str(tmp_path / "members"))
   assert sorted(rows) == [0, 1, 2]
   for i in range(3):
-    seed, varied = rows[i][0]["seed"], {k: v for k, v in rows[i][0].items() if "." in k}
+    tags = {k: v for k, v in rows[i][0].items() if k in ("member", "seed") or "." in k}
+    seed, varied = tags["seed"], {k: v for k, v in tags.items() if "." in k}
     assert seed == config.seed + (i % config.seeds)
     separate = tiny(family, seed=seed)
     for name, value in varied.items():
       section, leaf = name.split(".")
       separate[section][leaf] = type(separate[section][leaf])(value)
     workdir = str(tmp_path / f"separate{i}")
-    trainer.train(separate, workdir)
+    train(separate, workdir)
     alone = metrics_rows(workdir)
     assert [r["step"] for r in rows[i]] == [r["step"] for r in alone] == [1, 2, 3, 4]
-    for mine, theirs in zip(rows[i], alone):
-      for name in LOSSES[family]:
-        np.testing.assert_allclose(mine[name], theirs[name], rtol=1e-4, atol=1e-6,
-                                   err_msg=f"{family} member {i} {name} at step {mine['step']}")
+    mine = [{k: v for k, v in r.items() if k not in tags} for r in rows[i]]
+    assert_same_training(mine, alone, family, names=LOSSES[family])
   # The members really differ (different seeds or values), so the comparison has teeth.
   first = LOSSES[family][0]
   assert len({rows[i][-1][first] for i in range(3)}) == 3
@@ -72,7 +73,7 @@ def test_each_member_follows_its_separate_run(tmp_path, family, mapping):
 def test_members_on_four_devices_equal_members_on_one(tmp_path):
   """4 members (2 seeds x 2 learning rates), own data orders, on a 2 member x 2 data mesh of
   fake devices, against the same program on one device."""
-  args = ["-m", "gen.train", *TINY_GAN, "--config.num_steps=4", "--config.seeds=2",
+  args = ["-m", "gen", "train", *TINY_GAN, "--config.num_steps=4", "--config.seeds=2",
           "--config.vary=optim.d_lr=1e-4,4e-4", "--config.data.member_order=True",
           "--config.member_shards=2"]
   one, four = str(tmp_path / "one"), str(tmp_path / "four")
@@ -82,21 +83,16 @@ def test_members_on_four_devices_equal_members_on_one(tmp_path):
   assert p4.returncode == 0, p4.stderr[-2000:]
   a, b = metrics_rows(one), metrics_rows(four)
   assert len(a) == len(b) == 4 * 4
-  for x, y in zip(a, b):
-    assert {k: v for k, v in x.items() if not isinstance(v, float)} == \
-        {k: v for k, v in y.items() if not isinstance(v, float)}
-    for k, v in x.items():
-      if isinstance(v, float) and "." not in k:
-        np.testing.assert_allclose(y[k], v, rtol=1e-4, atol=1e-6, err_msg=f"{k} {x['member']}")
+  assert_same_training(a, b, "gan")
 
 
 def test_members_resume_bitwise_and_keep_their_own_outputs(tmp_path):
   config = lambda n: tiny("vae", num_steps=n, seeds=2, vary="objective.beta=0.5,1",
                           eval={"metrics": "nll", "num_importance": 2})
   straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-  trainer.train(config(4), straight)
-  trainer.train(config(2), resumed)
-  trainer.train(config(4), resumed)
+  train(config(4), straight)
+  train(config(2), resumed)
+  train(config(4), resumed)
   a = run_dir.restore_run(straight)[2]
   b = run_dir.restore_run(resumed)[2]
   assert np.asarray(a.step).tolist() == [4, 4, 4, 4]  # 4 members, one stacked state
@@ -118,13 +114,13 @@ def test_members_resume_bitwise_and_keep_their_own_outputs(tmp_path):
     assert os.listdir(os.path.join(straight, "tensorboard", f"member_{m:02d}"))
   # A resume with other members is refused in one line, nothing touched.
   with pytest.raises(UserError, match=r"holds 4 members .*asks for 2 members"):
-    trainer.train(tiny("vae", num_steps=6, seeds=2, eval={"metrics": ""}), resumed)
+    train(tiny("vae", num_steps=6, seeds=2, eval={"metrics": ""}), resumed)
 
 
 def test_one_member_of_a_run_is_what_the_tools_use(tmp_path):
   workdir = str(tmp_path / "run")
-  trainer.train(tiny("gan", num_steps=2, seeds=2, vary="optim.g_lr=1e-4,2e-4"), workdir)
-  config, family, state = run_dir.restore_for_inference(workdir, 3)
+  train(tiny("gan", num_steps=2, seeds=2, vary="optim.g_lr=1e-4,2e-4"), workdir)
+  config, _, state = run_dir.restore_for_inference(workdir, 3)
   assert (config.seed, config.optim.g_lr, config.seeds, config.vary) == (1, 2e-4, 1, "")
   whole = run_dir.restore_run(workdir)[2]
   np.testing.assert_array_equal(jax.tree.leaves(state.ema_params)[0],
@@ -132,10 +128,10 @@ def test_one_member_of_a_run_is_what_the_tools_use(tmp_path):
   with pytest.raises(UserError, match=r"holds 4 members: pass --member 0..3"):
     run_dir.restore_for_inference(workdir)
   out = str(tmp_path / "s.npz")
-  p = run(["-m", "gen.sample", f"--workdir={workdir}", "--member=1", "--num=5", f"--out={out}"])
+  p = run(["-m", "gen", "sample", f"--workdir={workdir}", "--member=1", "--num=5", f"--out={out}"])
   assert p.returncode == 0, p.stderr
   assert np.load(out)["images"].shape == (5, 28, 28, 1)
-  p = run(["-m", "gen.sample", f"--workdir={workdir}", "--num=5", f"--out={out}"])
+  p = run(["-m", "gen", "sample", f"--workdir={workdir}", "--num=5", f"--out={out}"])
   assert p.returncode == 2 and p.stderr.strip().splitlines()[-1].startswith("error: ")
   assert "pass --member 0..3" in p.stderr and "Traceback" not in p.stderr
 
@@ -143,9 +139,9 @@ def test_one_member_of_a_run_is_what_the_tools_use(tmp_path):
 def test_a_non_finite_member_stops_the_run_naming_it_or_is_dropped(tmp_path, capsys):
   bad = dict(vary="optim.d_lr=2e-4,1e30", num_steps=6)
   with pytest.raises(UserError, match=r"non-finite .* in member 1 \(seed 0, optim.d_lr=1e\+30\)"):
-    trainer.train(tiny("gan", **bad), str(tmp_path / "stop"))
+    train(tiny("gan", **bad), str(tmp_path / "stop"))
   workdir = str(tmp_path / "drop")
-  trainer.train(tiny("gan", nan_policy="drop", **bad), workdir)
+  train(tiny("gan", nan_policy="drop", **bad), workdir)
   assert "member 1 (seed 0, optim.d_lr=1e+30): non-finite at step" in capsys.readouterr().err
   rows = by_member(workdir)
   assert [r["step"] for r in rows[0]] == [1, 2, 3, 4, 5, 6]  # member 0 goes on to the end
@@ -156,13 +152,13 @@ def test_a_non_finite_member_stops_the_run_naming_it_or_is_dropped(tmp_path, cap
   # The frozen member stays finite (its last good state) in every checkpoint.
   state = run_dir.restore_run(workdir)[2]
   assert all(np.isfinite(np.asarray(x, np.float64)).all() for x in jax.tree.leaves(state.d.params))
-  ckpt_meta = json.dumps(run_dir.Checkpointer(run_dir.checkpoints_dir(workdir), read_only=True)
+  ckpt_meta = json.dumps(Checkpointer(run_dir.RunDir(workdir).checkpoints, read_only=True)
                          .latest_readable_meta())
   assert '"alive": [true, false]' in ckpt_meta
 
 
 @pytest.mark.parametrize("vary,message", [
-    ("model.ngf=8,16", r"vary: model.ngf is structural for the gan family .* python -m gen.sweep "
+    ("model.ngf=8,16", r"vary: model.ngf is structural for the gan family .* gen sweep "
                        r"--grid model.ngf=8,16"),
     ("loss.kind=ns", r"loss.kind is structural"),
     ("optim.g_lrr=1", r"vary names optim.g_lrr, which is not a config key \(did you mean optim.g_lr\?\)"),
@@ -173,11 +169,11 @@ def test_a_non_finite_member_stops_the_run_naming_it_or_is_dropped(tmp_path, cap
 def test_vary_mistakes_are_one_line_before_anything_runs(tmp_path, vary, message):
   workdir = tmp_path / "run"
   with pytest.raises(UserError, match=message):
-    trainer.train(tiny("gan", vary=vary), str(workdir))
+    train(tiny("gan", vary=vary), str(workdir))
   assert not (workdir / "checkpoints").exists() and not (workdir / "metrics.jsonl").exists()
 
 
 def test_vary_error_from_the_cli_is_one_line(tmp_path):
-  p = run(["-m", "gen.train", *TINY_VAE, f"--workdir={tmp_path}", "--config.vary=model.latents=2,4"])
+  p = run(["-m", "gen", "train", *TINY_VAE, f"--workdir={tmp_path}", "--config.vary=model.latents=2,4"])
   assert p.returncode == 2 and "Traceback" not in p.stderr
   assert p.stderr.strip().splitlines()[-1].startswith("error: vary: model.latents is structural")

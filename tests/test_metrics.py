@@ -5,9 +5,9 @@ import os
 
 import numpy as np
 import pytest
+from conftest import TINY_GAN, metrics_rows, run
 from scipy import linalg
 
-from conftest import TINY_GAN, metrics_rows, run
 from gen.metrics import feature_stats as fs
 
 
@@ -97,6 +97,7 @@ def test_density_and_coverage_by_hand_and_on_equal_distributions():
 
 def test_clean_resize_is_pil_bicubic_on_float_channels():
   from PIL import Image
+
   from gen.metrics.quality import clean_resize
   images = np.random.default_rng(6).integers(0, 256, (2, 28, 28, 3), dtype=np.uint8)
   got = clean_resize(images, 299)
@@ -120,7 +121,7 @@ def test_digit_network_is_accurate_and_its_features_deterministic(mnist5k_builde
 
 
 def test_evaluate_images_against_a_split_and_the_floor(tmp_path, mnist5k_builder):
-  result = run(["-m", "gen.evaluate", "--images=mnist5k:test", "--ref=mnist5k:test",
+  result = run(["-m", "gen", "evaluate", "--images=mnist5k:test", "--ref=mnist5k:test",
                 "--metrics=fid_digits,pr_digits,is_digits,dc_digits"])
   assert result.returncode == 0, result.stderr[-3000:]
   same = json.loads(result.stdout)
@@ -132,7 +133,7 @@ def test_evaluate_images_against_a_split_and_the_floor(tmp_path, mnist5k_builder
   assert same["is_digits"] > 8.0  # confident, balanced predictions on real digits
   noise = str(tmp_path / "noise.npz")
   np.savez(noise, images=np.random.default_rng(0).integers(0, 256, (200, 28, 28, 1), dtype=np.uint8))
-  result = run(["-m", "gen.evaluate", f"--images={noise}", "--ref=mnist5k:test", "--metrics=fid_digits"])
+  result = run(["-m", "gen", "evaluate", f"--images={noise}", "--ref=mnist5k:test", "--metrics=fid_digits"])
   assert result.returncode == 0, result.stderr[-3000:]
   assert json.loads(result.stdout)["fid_digits"] > 100 * max(same["fid_digits"], 1.0)
 
@@ -149,8 +150,8 @@ def test_gan_run_logs_digit_metrics_and_keeps_the_best_checkpoint(tmp_path):
   best = min(evals, key=lambda e: e["test_fid_digits"])["step"]
   assert os.listdir(os.path.join(workdir, "checkpoints_best")) == [str(best)]
   assert os.listdir(os.path.join(workdir, "checkpoints")) == ["4"]
-  result = run(["-m", "gen.evaluate", f"--workdir={workdir}", "--metrics=fid_digits,kid_digits",
-                "--num-samples=100"])
+  result = run(["-m", "gen", "evaluate", f"--workdir={workdir}", "--metrics=fid_digits,kid_digits",
+                "--num_samples=100"])
   assert result.returncode == 0, result.stderr[-3000:]
   printed = json.loads(result.stdout)
   np.testing.assert_allclose(printed["fid_digits"], evals[-1]["test_fid_digits"], rtol=1e-6)
@@ -169,5 +170,5 @@ def test_gan_run_logs_digit_metrics_and_keeps_the_best_checkpoint(tmp_path):
 def test_evaluate_image_errors(tmp_path, args, message, monkeypatch):
   env_missing = str(tmp_path / "none.msgpack")
   monkeypatch.setenv("GEN_INCEPTION_WEIGHTS", env_missing)
-  result = run(["-m", "gen.evaluate", "--images=mnist5k:test", "--ref=mnist5k:test", *args])
+  result = run(["-m", "gen", "evaluate", "--images=mnist5k:test", "--ref=mnist5k:test", *args])
   assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr

@@ -6,19 +6,20 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import metrics_rows, run
 from PIL import Image
 
-from conftest import metrics_rows, run
-from gen import losses, trainer
 from gen.configs.pix2pix import get_config
 from gen.data import DatasetInfo, Pipeline, open_builder
 from gen.data.digits2bold import bold_inverse
 from gen.data.mnist5k import load_rows, split_indices
 from gen.errors import UserError
-from gen.families.pix2pix import Family
+from gen.families.pix2pix import Pix2pix
 from gen.models.cyclegan import PatchDiscriminator
 from gen.models.pix2pix import UnetGenerator, auto_downs
-from gen.run_dir import restore_for_inference
+from gen.objectives import losses
+from gen.runs.run_dir import restore_for_inference
+from gen.train import train
 
 TINY = ["--config=gen/configs/pix2pix.py:tiny"]
 
@@ -77,7 +78,7 @@ def test_paired_digits_are_x_beside_t_x_and_crops_and_flips_move_both_halves():
 
 def test_step_updates_d_first_then_g_against_the_new_d():
   c = get_config("tiny")
-  family = Family(c, DatasetInfo("d", (32, 32, 2), 0, 100))
+  family = Pix2pix(c, DatasetInfo("d", (32, 32, 2), 0, 100))
   state = family.init_state(jax.random.key(0))
   k = jax.random.split(jax.random.key(1), 2)
   batch = {"A": {"image": jax.random.uniform(k[0], (4, 32, 32, 1), minval=-1, maxval=1)},
@@ -92,7 +93,8 @@ def test_step_updates_d_first_then_g_against_the_new_d():
   def d_loss(p):
     real_logits, s = family._d(p, state.d.batch_stats, x, y)
     fake_logits, s = family._d(p, s, x, fake)
-    return 0.5 * losses.d_loss("ns", real_logits, fake_logits)
+    # the authors' 'vanilla' GANLoss: 0.5 (BCE(D(x, y), 1) + BCE(D(x, y'), 0))
+    return 0.5 * (jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits)))
 
   assert float(metrics["d_loss"]) == pytest.approx(float(d_loss(state.d.params)), rel=1e-6)
   d = new.d
@@ -100,13 +102,36 @@ def test_step_updates_d_first_then_g_against_the_new_d():
   def g_loss(p):
     out, _ = family._g(p, state.g.batch_stats, x, True, key)
     logits, _ = family._d(d.params, d.batch_stats, x, out)
-    return losses.g_loss("ns", logits) + 100.0 * losses.l1(out, y)
+    return jnp.mean(jax.nn.softplus(-logits)) + 100.0 * jnp.mean(jnp.abs(out - y))
 
   value, grads = jax.value_and_grad(g_loss)(state.g.params)
   assert float(metrics["g_loss"]) == pytest.approx(float(value), rel=1e-5)
   assert float(metrics["g_grad_norm"]) == pytest.approx(
       float(jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grads)))), rel=1e-4)
   assert float(metrics["l1"]) == pytest.approx(float(losses.l1(fake, y)), rel=1e-6)
+
+
+def test_lsgan_is_the_authors_mse():
+  """loss.kind=lsgan as the authors' GANLoss('lsgan'): D on 0.5 (MSE(D(x, y), 1) + MSE(D(x, y'), 0)),
+  G's adversarial term MSE(D(x, y'), 1) against the updated D, beside 100 L1."""
+  c = get_config("tiny")
+  c.loss.kind = "lsgan"
+  family = Pix2pix(c, DatasetInfo("d", (32, 32, 2), 0, 100))
+  state = family.init_state(jax.random.key(0))
+  k = jax.random.split(jax.random.key(1), 2)
+  x = jax.random.uniform(k[0], (4, 32, 32, 1), minval=-1, maxval=1)
+  y = jax.random.uniform(k[1], (4, 32, 32, 1), minval=-1, maxval=1)
+  key = jax.random.key(2)
+  new, metrics = family.update(state, {"A": {"image": x}, "B": {"image": y}}, key)
+  fake, _ = family._g(state.g.params, state.g.batch_stats, x, True, key)
+  real_logits, s = family._d(state.d.params, state.d.batch_stats, x, y)
+  fake_logits, _ = family._d(state.d.params, s, x, fake)
+  d_loss = 0.5 * (jnp.mean((real_logits - 1.0) ** 2) + jnp.mean(fake_logits**2))
+  assert float(metrics["d_loss"]) == pytest.approx(float(d_loss), rel=1e-6)
+  logits, _ = family._d(new.d.params, new.d.batch_stats, x, fake)
+  assert float(metrics["g_adv"]) == pytest.approx(float(jnp.mean((logits - 1.0) ** 2)), rel=1e-6)
+  l1 = jnp.mean(jnp.abs(fake - y))
+  assert float(metrics["g_loss"]) == pytest.approx(float(metrics["g_adv"] + 100.0 * l1), rel=1e-6)
 
 
 def test_bad_values_are_one_line():
@@ -122,9 +147,9 @@ def test_bad_values_are_one_line():
     else:
       c[key] = value
     with pytest.raises(UserError, match=message):
-      Family(c, info)
+      Pix2pix(c, info)
   with pytest.raises(UserError, match=r"^a 3-layer PatchGAN needs images of at least 24x24, not 16x16"):
-    Family(get_config("tiny"), DatasetInfo("d", (16, 16, 2), 10, 100))
+    Pix2pix(get_config("tiny"), DatasetInfo("d", (16, 16, 2), 10, 100))
 
 
 def test_resume_is_bitwise_identical(tmp_path):
@@ -134,9 +159,9 @@ def test_resume_is_bitwise_identical(tmp_path):
     return c
 
   straight, resumed = str(tmp_path / "a"), str(tmp_path / "b")
-  trainer.train(config(4), straight)
-  trainer.train(config(2), resumed)
-  trainer.train(config(4), resumed)
+  train(config(4), straight)
+  train(config(2), resumed)
+  train(config(4), resumed)
   a, b = restore_for_inference(straight)[2], restore_for_inference(resumed)[2]
   assert int(a.step) == int(b.step) == 4
   for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
@@ -158,12 +183,12 @@ def test_train_pix2pix_cli_end_to_end_translate_and_mistakes(tmp_path):
   digits = load_rows()[0][:3]
   src, out = str(tmp_path / "in.npz"), str(tmp_path / "out.npz")
   np.savez(src, images=digits)
-  result = run(["-m", "gen.translate", f"--workdir={workdir}", "--direction=AtoB",
+  result = run(["-m", "gen", "translate", f"--workdir={workdir}", "--direction=AtoB",
                 f"--input={src}", f"--out={out}"])
   assert result.returncode == 0, result.stderr[-3000:]
   with np.load(out) as f:
     assert f["images"].shape == (3, 28, 28, 1) and f["images"].dtype == np.uint8
-  result = run(["-m", "gen.translate", f"--workdir={workdir}", "--direction=BtoA",
+  result = run(["-m", "gen", "translate", f"--workdir={workdir}", "--direction=BtoA",
                 f"--input={src}", f"--out={out}"])
   assert result.returncode != 0 and "Traceback" not in result.stderr
   assert result.stderr.strip().splitlines()[-1] == \

@@ -11,13 +11,15 @@ import time
 import jax
 import numpy as np
 import pytest
-
 from conftest import ROOT, TINY_GAN, run
 from conftest import TINY_VAE as VAE_TINY
-from gen import trainer
-from gen.run_dir import restore_for_inference
+
 from gen.configs.vae import get_config
+from gen.data import open_config_builder, splits_info
 from gen.errors import UserError
+from gen.families import get as get_family
+from gen.runs.run_dir import restore_for_inference
+from gen.train import sharding, train
 
 TINY_VAE = [*VAE_TINY, "--config.steps_per_call=1", "--config.eval.metrics=",
             "--config.sample_every=1000000"]
@@ -102,11 +104,11 @@ def test_kill_9_resumes_from_the_last_complete_checkpoint(tmp_path):
 
 def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, capsys):
   straight, broken = str(tmp_path / "straight"), str(tmp_path / "broken")
-  trainer.train(vae_config(6), straight)
-  trainer.train(vae_config(4), broken)  # checkpoints 2 and 4
+  train(vae_config(6), straight)
+  train(vae_config(4), broken)  # checkpoints 2 and 4
   _truncate_state(broken, 4)
   capsys.readouterr()
-  trainer.train(vae_config(6), broken)
+  train(vae_config(6), broken)
   err = capsys.readouterr().err
   assert "warning: checkpoint 4 in" in err and "is unreadable" in err
   assert "resumed from step 2" in err
@@ -119,10 +121,10 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caps
 
 def test_no_usable_checkpoint_is_one_clear_error(tmp_path):
   workdir = str(tmp_path / "run")
-  trainer.train(vae_config(2), workdir)
+  train(vae_config(2), workdir)
   shutil.rmtree(os.path.join(workdir, "checkpoints", "2", "state"))
   with pytest.raises(UserError, match="no usable checkpoint"):
-    trainer.train(vae_config(4), workdir)
+    train(vae_config(4), workdir)
 
 
 def test_nan_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path):
@@ -130,7 +132,7 @@ def test_nan_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path):
   c = vae_config(50, checkpoint_every=1)
   c.optim.lr = 1e30  # Adam steps of ~1e30: the loss overflows within a few steps
   with pytest.raises(UserError, match=r"non-finite loss or gradient at step (\d+)") as e:
-    trainer.train(c, workdir)
+    train(c, workdir)
   bad = int(str(e.value).split("at step ")[1].split()[0])
   assert f"the last checkpoint is step {bad - 1}" in str(e.value)
   assert max(map(int, checkpoints(workdir))) == bad - 1  # the bad state was not saved
@@ -139,11 +141,11 @@ def test_nan_stops_at_its_step_and_keeps_the_last_good_checkpoint(tmp_path):
 
 def test_checkpoint_from_another_config_or_family(tmp_path):
   workdir = str(tmp_path / "run")
-  trainer.train(vae_config(2), workdir)
+  train(vae_config(2), workdir)
   other = vae_config(4)
   other.model.hidden_units = 64
   with pytest.raises(UserError, match="written for a different model or config"):
-    trainer.train(other, workdir)
+    train(other, workdir)
   with open(os.path.join(workdir, "config.json")) as f:  # the run's config is left as it was
     assert json.load(f)["model"]["hidden_units"] == 32
   result = run(["train_gan.py", f"--workdir={workdir}", *TINY_GAN])
@@ -151,21 +153,22 @@ def test_checkpoint_from_another_config_or_family(tmp_path):
 
 
 @pytest.mark.parametrize("module,args,message", [
-    ("gen.translate", ["--direction=AtoB", "--input=x.npz", "--out=y.npz"], "does not exist"),
-    ("gen.evaluate", ["--metrics=nll"], "does not exist"),
-    ("gen.sample", ["--out=y.npz"], "does not exist"),
+    ("translate", ["--direction=AtoB", "--input=x.npz", "--out=y.npz"], "does not exist"),
+    ("evaluate", ["--metrics=nll"], "does not exist"),
+    ("sample", ["--out=y.npz"], "does not exist"),
 ])
 def test_tools_with_a_missing_workdir(tmp_path, module, args, message):
-  result = run(["-m", module, f"--workdir={tmp_path / 'missing'}", *args])
+  result = run(["-m", "gen", module, f"--workdir={tmp_path / 'missing'}", *args])
   assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
 
 
 def test_translate_with_a_malformed_input_file(tmp_path):
   garbage = tmp_path / "garbage.npz"
   garbage.write_bytes(b"not a zip file at all")
-  result = run(["-m", "gen.translate", f"--workdir={tmp_path}", f"--input={garbage}",
+  result = run(["-m", "gen", "translate", f"--workdir={tmp_path}", f"--input={garbage}",
                 f"--out={tmp_path / 'o.npz'}"])
-  assert result.returncode == 2 and "is not an .npz file" in result.stderr and "Traceback" not in result.stderr
+  assert result.returncode == 2 and "is not an .npz file" in result.stderr
+  assert "Traceback" not in result.stderr
 
 
 def _truncate_state(workdir, step):
@@ -179,25 +182,25 @@ def _truncate_state(workdir, step):
 
 @pytest.mark.parametrize("fault", [OSError(5, "Input/output error"), MemoryError("out of memory")])
 def test_a_transient_restore_error_moves_nothing(tmp_path, monkeypatch, fault):
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  import orbax.checkpoint as ocp
   workdir = str(tmp_path / "run")
-  trainer.train(vae_config(4), workdir)
+  train(vae_config(4), workdir)
   real = ocp.CheckpointManager.restore
 
   def flaky(self, step, args=None, **kw):
-    if "state" in args.keys():  # the state read fails, the meta read works
+    if "state" in args.keys():  # noqa: SIM118  an orbax Composite  # the state read fails, the meta read works
       raise fault
     return real(self, step, args=args, **kw)
 
   monkeypatch.setattr(ocp.CheckpointManager, "restore", flaky)
   with pytest.raises(UserError, match=r"cannot restore checkpoint 4 .*nothing was moved"):
-    trainer.train(vae_config(6), workdir)
+    train(vae_config(6), workdir)
   assert checkpoints(workdir) == ["2", "4"]  # both still there, neither set aside
 
 
 def test_read_only_tools_fall_back_without_moving_anything(tmp_path, capsys):
   workdir = str(tmp_path / "run")
-  trainer.train(vae_config(4), workdir)
+  train(vae_config(4), workdir)
   _truncate_state(workdir, 4)
   before = sorted(os.listdir(os.path.join(workdir, "checkpoints")))
   capsys.readouterr()
@@ -207,22 +210,23 @@ def test_read_only_tools_fall_back_without_moving_anything(tmp_path, capsys):
   assert "warning: checkpoint 4" in err and "using the previous one (left in place)" in err
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == before  # nothing moved
   out = str(tmp_path / "s.npz")
-  result = run(["-m", "gen.sample", f"--workdir={workdir}", "--num=3", f"--out={out}"])
+  result = run(["-m", "gen", "sample", f"--workdir={workdir}", "--num=3", f"--out={out}"])
   assert result.returncode == 0 and "using the previous one" in result.stderr, result.stderr[-2000:]
   assert len(result.stderr.strip().splitlines()) == 2, result.stderr  # the warning and `wrote`
   assert sorted(os.listdir(os.path.join(workdir, "checkpoints"))) == before
 
 
 def test_with_several_processes_only_process_0_renames_after_all_agree(tmp_path, monkeypatch):
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  from gen import checkpointing  # pylint: disable=g-import-not-at-top
+  from jax.experimental import multihost_utils
+
+  from gen.runs import checkpointing
   workdir = str(tmp_path / "run")
-  trainer.train(vae_config(4), workdir)
+  train(vae_config(4), workdir)
   _truncate_state(workdir, 4)
-  family = trainer.get_family("vae")(vae_config(4), trainer.data_info(
-      trainer.open_config_builder(vae_config(4)), ("train",), vae_config(4)))
+  family = get_family("vae")(vae_config(4), splits_info(open_config_builder(vae_config(4)),
+                                                        ("train",)))
   shapes = jax.eval_shape(family.init_state, jax.random.key(0))
-  abstract = checkpointing.abstract_like(shapes, trainer.sharding.replicated(trainer.sharding.make_mesh()))
+  abstract = checkpointing.abstract_like(shapes, sharding.replicated(sharding.make_mesh()))
   ckpt, again = (checkpointing.Checkpointer(os.path.join(workdir, "checkpoints")) for _ in "12")
   barriers = []  # orbax's own multi-host machinery is not under test: pretend for gen's code only
   monkeypatch.setattr(checkpointing.jax, "process_count", lambda: 2)

@@ -6,14 +6,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import metrics_rows
-from gen import run_dir, trainer
+
 from gen.configs.gan import get_config
 from gen.data import DatasetInfo
 from gen.errors import UserError
-from gen.families.gan import Family
+from gen.families.gan import GAN
 from gen.models import resnet_gan
+from gen.runs import run_dir
+from gen.train import train
 
 
 def count(tree):
@@ -58,7 +59,7 @@ def test_parameter_counts_equal_the_references(arch, size, classes, z, ngf, ndf,
   c = get_config()
   c.model.arch, c.model.z_dim, c.model.ngf, c.model.ndf = arch, z, ngf, ndf
   c.model.conditional = bool(classes)
-  family = Family(c, DatasetInfo("ref", (size, size, 3), classes or 10, 1000))
+  family = GAN(c, DatasetInfo("ref", (size, size, 3), classes or 10, 1000))
   state = jax.eval_shape(family.init_state, jax.random.key(0))  # shapes only: no compute
   assert (count(state.g.params), count(state.d.params)) == (g_ref, d_ref), name
   # Spectral norm on every D weight; in BigGAN's G on every weight but the shared embedding.
@@ -93,7 +94,7 @@ def test_unsupported_sizes_and_archs_are_one_line_user_errors(overrides, message
   c = get_config("tiny")
   c.model.update(overrides)
   with pytest.raises(UserError, match=message):
-    Family(c, DatasetInfo("toy", (28, 28, 1), 10, 100))
+    GAN(c, DatasetInfo("toy", (28, 28, 1), 10, 100))
 
 
 @pytest.mark.parametrize("overrides,message", [
@@ -105,15 +106,15 @@ def test_biggan_settings_are_checked(overrides, message):
   c = get_config("biggan_tiny")
   c.model.update(overrides)
   with pytest.raises(UserError, match=message):
-    Family(c, DatasetInfo("toy", (32, 32, 1), 10, 100))
+    GAN(c, DatasetInfo("toy", (32, 32, 1), 10, 100))
 
 
 def test_biggan_is_conditional_where_there_are_labels_else_says_so():
   with pytest.raises(UserError, match="model.conditional=True needs class labels"):
-    Family(get_config("biggan_tiny"), DatasetInfo("toy", (32, 32, 1), 0, 100))
+    GAN(get_config("biggan_tiny"), DatasetInfo("toy", (32, 32, 1), 0, 100))
   c = get_config("biggan_tiny")
   c.model.conditional = False  # the documented fallback: BN gains from the z chunks only
-  shapes = jax.eval_shape(Family(c, DatasetInfo("toy", (32, 32, 1), 0, 100)).init_state,
+  shapes = jax.eval_shape(GAN(c, DatasetInfo("toy", (32, 32, 1), 0, 100)).init_state,
                           jax.random.key(0))
   assert "shared" not in shapes.g.params and "embedding" not in shapes.d.params
 
@@ -131,7 +132,7 @@ def test_trains_through_the_trainer_and_samples(tmp_path, variant, top, extra):
   for section, values in extra.items():
     c[section].update(values)
   workdir = str(tmp_path / variant)
-  trainer.train(c, workdir)
+  train(c, workdir)
   rows = [r for r in metrics_rows(workdir) if "d_loss" in r]
   assert len(rows) == 2 * c.seeds
   for row in rows:
@@ -150,10 +151,10 @@ def test_trains_through_the_trainer_and_samples(tmp_path, variant, top, extra):
   assert out["labels"].tolist() == [0, 1, 2, 3]
   z = jax.random.normal(jax.random.key(1), (4, c.model.z_dim))
   labels = jnp.arange(4, dtype=jnp.int32)
-  x = np.asarray(family._generate(state, z, labels))
+  x = np.asarray(family.generate(state, z, labels))
   assert float(np.abs(x).max()) <= 1.0
   # The same z with other labels: other images (the shared class embedding conditions G's BNs).
-  assert float(np.abs(np.asarray(family._generate(state, z, labels + 4)) - x).mean()) > 1e-4
+  assert float(np.abs(np.asarray(family.generate(state, z, labels + 4)) - x).mean()) > 1e-4
   # Every G weight but the shared embedding has its spectral-norm state in G's batch_stats.
   assert sn_layers(state.g.batch_stats) == weights(state.ema_params) - 1
 
@@ -184,7 +185,7 @@ def test_bfloat16_computes_in_bfloat16_and_keeps_float32_state(variant):
   state and the losses stay float32. By shapes and dtypes only (no compute)."""
   c = get_config(variant)
   c.compute_dtype = "bfloat16"
-  family = Family(c, DatasetInfo("toy", (32, 32, 1), 10, 100))
+  family = GAN(c, DatasetInfo("toy", (32, 32, 1), 10, 100))
   state = jax.eval_shape(family.init_state, jax.random.key(0))
   bf16 = lambda t: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, jnp.bfloat16)
                                 if x.dtype == jnp.float32 else x, t)

@@ -13,16 +13,19 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import run
 from PIL import Image, ImageSequence
 from scipy import stats
 
-from conftest import run
-from gen import images, latents, trainer
+from gen import images
 from gen.configs.gan import get_config
 from gen.configs.vae import get_config as get_vae_config
 from gen.data import DatasetInfo
-from gen.families import LatentSampler, get as get_family
-from gen.run_dir import restore_for_inference
+from gen.families import LatentSampler
+from gen.families import get as get_family
+from gen.objectives import latents
+from gen.runs.run_dir import restore_for_inference
+from gen.train import train
 
 # -- the truncation trick ---------------------------------------------------------
 
@@ -143,7 +146,7 @@ def test_vae_samples_are_unchanged_and_truncate():
   # What VAE sampling always was: decoder means of z = jax.random.normal(key, (num, latents)).
   z = jax.random.normal(key, (6, c.model.latents))
   np.testing.assert_array_equal(out["images"], images.to_uint8(
-      family._decode_mean(state.vae.params, z), (0.0, 1.0)))  # pylint: disable=protected-access
+      family._decode_mean(state.vae.params, z), (0.0, 1.0)))
   truncated = family.sample(state, key, 6, truncation=0.5)["images"]
   np.testing.assert_array_equal(truncated, family.generate_images(
       state, latents.truncated_normal(key, (6, c.model.latents), 0.5)))
@@ -161,8 +164,8 @@ def runs(tmp_path_factory):
   conditional.num_steps = conditional.log_every = conditional.sample_every = 200
   conditional.checkpoint_every = 200
   workdirs = {"conditional": str(root / "conditional"), "unconditional": str(root / "unconditional")}
-  trainer.train(conditional, workdirs["conditional"])
-  trainer.train(get_config("tiny"), workdirs["unconditional"])
+  train(conditional, workdirs["conditional"])
+  train(get_config("tiny"), workdirs["unconditional"])
   return workdirs
 
 
@@ -188,7 +191,7 @@ def test_sample_truncation_and_class_grid(runs, tmp_path):
   workdir = runs["conditional"]
   _, family, state = restore_for_inference(workdir)
   out, grid = str(tmp_path / "t.npz"), str(tmp_path / "grid.png")
-  result = ok(run(["-m", "gen.sample", f"--workdir={workdir}", "--num=20", "--seed=0",
+  result = ok(run(["-m", "gen", "sample", f"--workdir={workdir}", "--num=20", "--seed=0",
                    "--truncation=0.5", f"--out={out}", f"--grid={grid}", "--per_class=2"]))
   assert "truncation 0.5" in result.stderr and "10 rows" in result.stderr
   with np.load(out) as f:
@@ -212,14 +215,14 @@ def test_sample_without_truncation_is_unchanged_and_unconditional_grid(runs, tmp
   workdir = runs["unconditional"]
   _, family, state = restore_for_inference(workdir)
   out, grid = str(tmp_path / "s.npz"), str(tmp_path / "grid.png")
-  ok(run(["-m", "gen.sample", f"--workdir={workdir}", "--num=10", "--seed=3", f"--out={out}",
+  ok(run(["-m", "gen", "sample", f"--workdir={workdir}", "--num=10", "--seed=3", f"--out={out}",
           f"--grid={grid}"]))
   with np.load(out) as f:
     assert "labels" not in f
     sampled = f["images"]
   # What gen.sample always drew: z = jax.random.normal(key(seed), (num, z_dim)) through G.
-  z = jax.random.normal(jax.random.key(3), (10, family.z_dim))
-  np.testing.assert_array_equal(sampled, images.to_uint8(family._generate(state, z, None)))
+  z = jax.random.normal(jax.random.key(3), (10, family.latent_dim))
+  np.testing.assert_array_equal(sampled, images.to_uint8(family.generate(state, z, None)))
   picture = read_png(grid)  # 10 images: 4 columns (ceil sqrt 10), 3 rows
   assert picture.shape == (3 * 30 + 2, 4 * 30 + 2, 1)
   np.testing.assert_array_equal(tiles(picture, 3, 4, 28, 28, 2)[:10], sampled)
@@ -235,7 +238,7 @@ def test_interpolate_writes_a_looping_gif_and_a_strip(runs, tmp_path):
   workdir = runs["conditional"]
   _, family, state = restore_for_inference(workdir)
   out = str(tmp_path / "walk.gif")
-  result = ok(run(["-m", "gen.interpolate", f"--workdir={workdir}", f"--out={out}",
+  result = ok(run(["-m", "gen", "interpolate", f"--workdir={workdir}", f"--out={out}",
                    "--seeds=0,1,2", "--steps=4"]))
   assert "12 frames" in result.stderr
   strip = read_png(str(tmp_path / "walk.png"))
@@ -254,7 +257,7 @@ def test_interpolate_with_truncation_label_and_no_loop(runs, tmp_path):
   workdir = runs["conditional"]
   _, family, state = restore_for_inference(workdir)
   out = str(tmp_path / "walk.gif")
-  ok(run(["-m", "gen.interpolate", f"--workdir={workdir}", f"--out={out}", "--seeds=5,7",
+  ok(run(["-m", "gen", "interpolate", f"--workdir={workdir}", f"--out={out}", "--seeds=5,7",
           "--steps=3", "--truncation=0.5", "--label=3", "--noloop"]))
   frames, _ = gif_frames(out)
   assert frames.shape == (4, 28, 28, 1)  # (2 - 1) x 3 + 1: ends on seed 7
@@ -264,36 +267,36 @@ def test_interpolate_with_truncation_label_and_no_loop(runs, tmp_path):
 
 
 FAST_ERRORS = [  # caught before a checkpoint is read
-    ("gen.sample", ["--truncation=0", "--out=x.npz"], "error: --truncation=0.0 must be > 0"),
-    ("gen.sample", ["--truncation=-0.5", "--out=x.npz"], "error: --truncation=-0.5 must be > 0"),
-    ("gen.sample", [], "error: nothing to write: give --out FILE.npz, --grid FILE.png or both"),
-    ("gen.sample", ["--grid=g.jpg"], "error: --grid 'g.jpg' must end in .png"),
-    ("gen.interpolate", ["--out=w.gif", "--seeds=0"], "error: --seeds='0' must name at least 2 seeds"),
-    ("gen.interpolate", ["--out=w.gif", "--seeds=0,x"], "error: --seeds='0,x' must be comma-separated"),
-    ("gen.interpolate", ["--out=w.gif", "--steps=1"], "error: --steps=1 must be >= 2"),
-    ("gen.interpolate", ["--out=w.gif", "--truncation=0"], "error: --truncation=0.0 must be > 0"),
-    ("gen.interpolate", ["--out=w.png"], "error: --out 'w.png' must end in .gif"),
+    ("sample", ["--truncation=0", "--out=x.npz"], "error: --truncation=0.0 must be > 0"),
+    ("sample", ["--truncation=-0.5", "--out=x.npz"], "error: --truncation=-0.5 must be > 0"),
+    ("sample", [], "error: nothing to write: give --out FILE.npz, --grid FILE.png or both"),
+    ("sample", ["--grid=g.jpg"], "error: --grid 'g.jpg' must end in .png"),
+    ("interpolate", ["--out=w.gif", "--seeds=0"], "error: --seeds='0' must name at least 2 seeds"),
+    ("interpolate", ["--out=w.gif", "--seeds=0,x"], "error: --seeds='0,x' must be comma-separated"),
+    ("interpolate", ["--out=w.gif", "--steps=1"], "error: --steps=1 must be >= 2"),
+    ("interpolate", ["--out=w.gif", "--truncation=0"], "error: --truncation=0.0 must be > 0"),
+    ("interpolate", ["--out=w.png"], "error: --out 'w.png' must end in .gif"),
 ]
 
 
 @pytest.mark.parametrize("tool,args,message", FAST_ERRORS)
 def test_bad_values_are_one_line(tool, args, message, tmp_path):
-  result = run(["-m", tool, f"--workdir={tmp_path}", *args])
+  result = run(["-m", "gen", tool, f"--workdir={tmp_path}", *args])
   assert result.returncode == 2 and result.stderr.startswith(message), result.stderr
   assert len(result.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize("tool,run_name,args,message", [
-    ("gen.interpolate", "conditional", ["--label=10"], "error: --label=10 is not a class of this model: 0..9"),
-    ("gen.interpolate", "unconditional", ["--label=0"], "error: --label is for class-conditional models"),
-    ("gen.interpolate", "missing", [], "does not exist"),
-    ("gen.sample", "unconditional", ["--grid=g.png", "--per_class=3"],
+    ("interpolate", "conditional", ["--label=10"], "error: --label=10 is not a class of this model: 0..9"),
+    ("interpolate", "unconditional", ["--label=0"], "error: --label is for class-conditional models"),
+    ("interpolate", "missing", [], "does not exist"),
+    ("sample", "unconditional", ["--grid=g.png", "--per_class=3"],
      "error: --per_class is for class-conditional models"),
 ])
 def test_mistakes_about_the_run_are_one_line(runs, tmp_path, tool, run_name, args, message):
   workdir = runs.get(run_name, str(tmp_path / "missing"))
-  out = ["--out=" + str(tmp_path / "w.gif")] if tool == "gen.interpolate" else []
-  result = run(["-m", tool, f"--workdir={workdir}", *out, *args])
+  out = ["--out=" + str(tmp_path / "w.gif")] if tool == "interpolate" else []
+  result = run(["-m", "gen", tool, f"--workdir={workdir}", *out, *args])
   assert result.returncode == 2 and message in result.stderr, result.stderr
   assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
   assert not os.path.exists(tmp_path / "w.gif")

@@ -7,12 +7,13 @@ import os
 
 import numpy as np
 import pytest
-
 from conftest import TINY_VAE, run
-from gen import report, trainer
-from gen.configs import vae
 
-SWEEP = ["-m", "gen.sweep", *TINY_VAE, "--seeds=2", "--config.num_steps=2",
+from gen.configs import vae
+from gen.tools import report
+from gen.train import train
+
+SWEEP = ["-m", "gen", "sweep", *TINY_VAE, "--seeds=2", "--config.num_steps=2",
          "--config.eval.num_importance=2"]
 
 
@@ -49,7 +50,7 @@ def test_sweep_runs_each_combination_resumes_and_reports(tmp_path):
   with open(os.path.join(second, "train.log")) as f:
     assert "resumed from step 2" in f.read()
 
-  p = run(["-m", "gen.report", workdir])
+  p = run(["-m", "gen", "report", workdir])
   assert p.returncode == 0, p.stderr[-3000:]
   table = p.stdout
   lines = [line for line in table.splitlines() if line.startswith("| ") and "---" not in line]
@@ -68,7 +69,7 @@ def test_sweep_runs_each_combination_resumes_and_reports(tmp_path):
     parsed = list(csv.DictReader(f))
   assert [r["objective.train_k"] for r in parsed] == ["1", "2"]
   assert float(parsed[0]["final nll_nats mean"]) == pytest.approx(np.mean(
-      list(_nll_by_hand(os.path.join(workdir, runs[0])).values())[0]), rel=1e-6)
+      next(iter(_nll_by_hand(os.path.join(workdir, runs[0])).values()))), rel=1e-6)
   with open(os.path.join(workdir, "curves.png"), "rb") as f:
     assert f.read(8) == b"\x89PNG\r\n\x1a\n"
   with open(os.path.join(workdir, "report.html")) as f:
@@ -81,14 +82,16 @@ def test_a_failing_run_is_reported_and_the_others_go_on(tmp_path):
   workdir = str(tmp_path / "abl")
   p = run([*SWEEP, f"--workdir={workdir}", "--grid=model.likelihood=bernoulli,poisson"])
   assert p.returncode == 2
-  assert "model.likelihood=poisson: FAILED (exit 2): error: model.likelihood='poisson' is not one of" in p.stderr
+  assert ("model.likelihood=poisson: FAILED (exit 2): error: model.likelihood='poisson' is not "
+          "one of") in p.stderr
   assert "model.likelihood=bernoulli: finished" in p.stderr
   assert p.stderr.strip().splitlines()[-1].startswith("error: 1 of 2 runs failed")
   assert os.path.exists(os.path.join(workdir, "model.likelihood=bernoulli", "sweep_done.json"))
 
 
 @pytest.mark.parametrize("grid,message", [
-    ("model.latentz=2,4", "--grid names model.latentz, which is not a config key (did you mean model.latents?)"),
+    ("model.latentz=2,4",
+     "--grid names model.latentz, which is not a config key (did you mean model.latents?)"),
     ("seeds=1,2", "--grid seeds: use --seeds and --config.vary for members inside each run"),
     ("model.binarize=maybe", "--grid model.binarize: 'maybe' is not True or False"),
     ("model.latents=2.5", "--grid model.latents: '2.5' is not a whole number"),
@@ -103,7 +106,7 @@ def test_report_of_one_run_with_members_pools_seeds_per_value(tmp_path):
   c = vae.get_config("tiny")
   c.update(dict(num_steps=2, seeds=2, vary="objective.beta=0.5,1"))
   c.eval.num_importance = 2
-  trainer.train(c, str(tmp_path))
+  train(c, str(tmp_path))
   columns, rows, best = report.table(report.load(str(tmp_path))[0])
   assert columns[:5] == ["objective.beta", "n", "steps", "train time (s)", "final bits_per_dim"]
   assert [(r["objective.beta"], r["n"]) for r in rows] == [(0.5, 2), (1.0, 2)]
@@ -117,7 +120,7 @@ def test_report_of_one_run_with_members_pools_seeds_per_value(tmp_path):
 
 
 def test_a_sweep_with_a_missing_config_file_starts_nothing(tmp_path):
-  p = run(["-m", "gen.sweep", f"--workdir={tmp_path / 'abl'}", "--config=nonexist.py"])
+  p = run(["-m", "gen", "sweep", f"--workdir={tmp_path / 'abl'}", "--config=nonexist.py"])
   assert p.returncode == 2 and "Traceback" not in p.stderr
   assert p.stderr.strip().splitlines()[-1] == (
       "error: cannot load the --config file: [Errno 2] No such file or directory: 'nonexist.py'")

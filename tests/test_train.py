@@ -6,13 +6,13 @@ import os
 import jax
 import numpy as np
 import pytest
-from ml_collections import config_flags
+from conftest import TINY_GAN, assert_same_training, metrics_rows, run
 
-from conftest import TINY_GAN, metrics_rows, run
-from gen import run_dir, sharding, trainer
-from gen.checkpointing import Checkpointer, abstract_like
 from gen.configs.gan import get_config
 from gen.errors import UserError
+from gen.runs import run_dir
+from gen.runs.checkpointing import Checkpointer, abstract_like
+from gen.train import sharding, train
 
 
 def tiny_config(**top):
@@ -23,7 +23,7 @@ def tiny_config(**top):
 
 def restore(workdir, config, step=None):
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), read_only=True)
-  family = run_dir.family_for(workdir, ckpt)[1]
+  family = run_dir.restore_run(workdir)[1]
   shapes = jax.eval_shape(family.init_state, jax.random.key(config.seed))
   return ckpt.restore(abstract_like(shapes, sharding.replicated(sharding.make_mesh())), step)
 
@@ -33,9 +33,9 @@ metrics = metrics_rows
 
 def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path):
   straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-  trainer.train(tiny_config(num_steps=6), straight)
-  trainer.train(tiny_config(num_steps=4), resumed)  # stops at 4 ...
-  trainer.train(tiny_config(num_steps=6), resumed)  # ... and resumes to 6
+  train(tiny_config(num_steps=6), straight)
+  train(tiny_config(num_steps=4), resumed)  # stops at 4 ...
+  train(tiny_config(num_steps=6), resumed)  # ... and resumes to 6
   a, meta_a = restore(straight, tiny_config())
   b, meta_b = restore(resumed, tiny_config())
   assert int(a.step) == int(b.step) == 6
@@ -52,9 +52,9 @@ def test_resume_is_exact_with_a_stateful_d_regularizer(tmp_path):
   """LeCam's moving averages are part of the checkpoint: a resumed run continues them exactly."""
   config = lambda n: tiny_config(num_steps=n, loss=dict(kind="hinge", lecam_weight=0.3, lecam_decay=0.99))
   straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-  trainer.train(config(4), straight)
-  trainer.train(config(2), resumed)
-  trainer.train(config(4), resumed)
+  train(config(4), straight)
+  train(config(2), resumed)
+  train(config(4), resumed)
   a, _ = restore(straight, config(4))
   b, _ = restore(resumed, config(4))
   assert int(b.d_reg["lecam"]["count"]) == 4
@@ -79,7 +79,7 @@ def test_train_gan_cli_end_to_end_and_sample(tmp_path):
   assert config["family"] == "gan" and config["model"]["ngf"] == 8 and config["data"]["name"] == "mnist5k"
 
   out = str(tmp_path / "s.npz")
-  result = run(["-m", "gen.sample", f"--workdir={workdir}", "--num=10", f"--out={out}", "--seed=3"])
+  result = run(["-m", "gen", "sample", f"--workdir={workdir}", "--num=10", f"--out={out}", "--seed=3"])
   assert result.returncode == 0, result.stderr[-3000:]
   with np.load(out) as f:
     images = f["images"]
@@ -87,7 +87,7 @@ def test_train_gan_cli_end_to_end_and_sample(tmp_path):
     assert "labels" not in f
   assert images.std() > 0
   again = str(tmp_path / "t.npz")
-  assert run(["-m", "gen.sample", f"--workdir={workdir}", "--num=10", f"--out={again}",
+  assert run(["-m", "gen", "sample", f"--workdir={workdir}", "--num=10", f"--out={again}",
               "--seed=3"]).returncode == 0
   np.testing.assert_array_equal(images, np.load(again)["images"])
 
@@ -101,9 +101,7 @@ def test_four_devices_match_one_device(tmp_path):
   assert r4.returncode == 0, r4.stderr[-3000:]
   m1, m4 = metrics(one), metrics(four)
   assert len(m1) == len(m4) == 4
-  for a, b in zip(m1, m4):
-    for k in ("d_loss", "g_loss", "d_real", "d_fake"):
-      np.testing.assert_allclose(a[k], b[k], rtol=2e-3, atol=1e-4)
+  assert_same_training(m1, m4, "gan", names=("d_loss", "g_loss", "d_real", "d_fake"))
 
 
 @pytest.mark.parametrize("args,devices,message", [
@@ -128,18 +126,18 @@ def test_bad_values_stop_the_run_at_start(tmp_path, section, name, value, messag
   c = tiny_config()
   c[section][name] = value
   with pytest.raises(UserError, match=f"^{message}"):
-    trainer.train(c, str(tmp_path))
+    train(c, str(tmp_path))
 
 
 def test_unwritable_workdir(tmp_path):
   blocker = tmp_path / "file"
   blocker.write_text("not a directory")
   with pytest.raises(UserError, match="is not writable"):
-    trainer.train(tiny_config(num_steps=1), str(blocker / "run"))
+    train(tiny_config(num_steps=1), str(blocker / "run"))
 
 
 def test_sample_errors(tmp_path):
-  result = run(["-m", "gen.sample", f"--workdir={tmp_path / 'missing'}", "--num=2",
+  result = run(["-m", "gen", "sample", f"--workdir={tmp_path / 'missing'}", "--num=2",
                 f"--out={tmp_path / 'x.npz'}"])
   assert result.returncode == 2
   assert "error: workdir" in result.stderr and "does not exist" in result.stderr

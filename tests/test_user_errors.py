@@ -7,11 +7,13 @@ import json
 
 import pytest
 
-from gen import cli, run_dir, trainer
 from gen.configs.gan import get_config
 from gen.data import open_builder
 from gen.errors import UserError
 from gen.images import read_images, write_npz
+from gen.runs import run_dir
+from gen.tools import runner as cli
+from gen.train import train
 
 
 def test_config_key_typos_name_the_key_the_flag_and_the_fix():
@@ -21,12 +23,12 @@ def test_config_key_typos_name_the_key_the_flag_and_the_fix():
       (["--config.modle.ngf=3"], KeyError('\'modle\'\nDid you mean "model" instead of "modle"?'),
        "unknown config key modle in --config.modle.ngf (did you mean model?)"),
       (["--config.zz=1"], KeyError("'zz'"), "unknown config key zz in --config.zz")):
-    assert cli._flag_error(key, ["train_gan.py", *argv]) == text  # pylint: disable=protected-access
+    assert cli._flag_error(key, ["train_gan.py", *argv]) == text
 
 
 def test_a_config_file_that_is_not_python():
   e = SyntaxError("invalid decimal literal", ("README.md", 27, 1, "x"))
-  assert cli._flag_error(e, []) == ("the --config file README.md is not a Python config file: "  # pylint: disable=protected-access
+  assert cli._flag_error(e, []) == ("the --config file README.md is not a Python config file: "
                                     "invalid decimal literal (line 27)")
 
 
@@ -41,18 +43,19 @@ def test_trainer_settings(tmp_path, change, message):
   c = get_config("tiny")
   c.update(change)
   with pytest.raises(UserError, match=f"^{message}"):
-    trainer.train(c, str(tmp_path))
+    train(c, str(tmp_path))
 
 
 def test_eval_best_mode_and_load_size(tmp_path):
   c = get_config("tiny")
   c.eval.best_mode = "lowest"
   with pytest.raises(UserError, match=r"^eval.best_mode='lowest' is not one of min, max$"):
-    trainer.train(c, str(tmp_path))
+    train(c, str(tmp_path))
   c = get_config("tiny")
   c.data.load_size = 20
-  with pytest.raises(UserError, match=r"data.load_size=20 .* needs a square 0 < data.image_size <= load_size"):
-    trainer.train(c, str(tmp_path))
+  with pytest.raises(UserError,
+                     match=r"data.load_size=20 .* needs a square 0 < data.image_size <= load_size"):
+    train(c, str(tmp_path))
 
 
 def test_an_unknown_dataset_config_lists_the_real_ones():
@@ -70,6 +73,6 @@ def test_files_of_the_wrong_kind(tmp_path):
     write_npz(str(tmp_path / "s.png"), {})
   (tmp_path / "config.json").write_text("{broken")
   with pytest.raises(UserError, match=r"^cannot read .*config.json: Expecting property name"):
-    run_dir.read_config(str(tmp_path))
+    run_dir.RunDir(str(tmp_path)).read_config()
   (tmp_path / "config.json").write_text(json.dumps({"family": "gan"}))
-  assert run_dir.read_config(str(tmp_path)).family == "gan"
+  assert run_dir.RunDir(str(tmp_path)).read_config().family == "gan"

@@ -14,10 +14,11 @@ import ml_collections
 import numpy as np
 import optax
 
-from gen import checks, images
+from gen import images
+from gen.configs import checks
 from gen.configs.common import shrink_to_tiny, trainer_config
 from gen.families import Family, register
-from gen.train_state import ModelState
+from gen.train.state import ModelState
 
 
 class AutoEncoder(nn.Module):

@@ -2,10 +2,12 @@
 
 import ml_collections
 
+from gen.data.builders import FOLDER_TEST_FRACTION
+
 
 def trainer_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
-  c.family = ""  # set by each family's config: gan | vae | cyclegan
+  c.family = ""  # set by each family's config: gan | vae | cyclegan | pix2pix | one's own
   c.seed = 0  # the run's base PRNG key and the data order
   c.batch_size = 64  # global, over all devices and processes
   c.num_steps = 1000
@@ -19,12 +21,12 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.eval_every = 0  # evaluate eval.metrics every N steps (0: only when training ends)
   c.sample_grid = 64  # images in each sampled PNG grid (families that sample)
 
-  # Members (gen.members): K models trained side by side in one vmapped program.
+  # Members (gen.train.members): K models trained side by side in one program.
   c.seeds = 1  # members per combination of `vary`, seeded seed, seed+1, ...
   c.vary = ""  # per-member numbers, e.g. 'optim.g_lr=1e-4,2e-4;loss.r1_gamma=0,1' (their product)
   c.nan_policy = "stop"  # with members: stop the run (naming the member) | drop (freeze it)
   c.member_shards = 0  # devices the member axis splits over (0: gcd(members, devices))
-  c.member_map = "auto"  # vmap | loop over members in the program (auto: loop on CPU, see trainer)
+  c.member_map = "auto"  # vmap | loop over members in the program (auto: gen/train/step.py)
 
   c.data = ml_collections.ConfigDict()
   c.data.name = "mnist5k"  # a TFDS name (with /config), prepared in data_dir or downloadable,
@@ -36,11 +38,11 @@ def trainer_config() -> ml_collections.ConfigDict:
   # train_crop=random resizes the shorter side and takes a random window.
   c.data.image_size = ""
   c.data.train_crop = "auto"  # center | random | auto (random for folder:, else center)
-  c.data.folder_test_fraction = 0.05  # folder: without train/ test/ directories: seeded split
+  c.data.folder_test_fraction = FOLDER_TEST_FRACTION  # folder: without train/ test/: seeded split
   c.data.shuffle_buffer = 10_000
   c.data.load_size = 0  # > 0: resize to load_size, then a random image_size crop (CycleGAN)
   c.data.random_flip = False
-  # Augmentations for little data (gen.data.pipeline.Augment), all off by default; per example
+  # Augmentations for little data (gen.data.augment.ExampleAugment), all off; per example
   # after the crop, in this order: rotation, resized crop, flip, colour jitter. Each is drawn
   # statelessly from (seed, example index), so a resumed run sees the same images.
   c.data.rotation = 0.0  # max degrees a: uniform in [-a, a], bilinear, corners reflected
@@ -74,7 +76,7 @@ def trainer_config() -> ml_collections.ConfigDict:
 
 def constant_then_linear_optim() -> ml_collections.ConfigDict:
   """Adam(2e-4, 0.5, 0.999) with the translation papers' lr: constant, then linearly to 0
-  (gen.schedules.constant_then_linear); CycleGAN's and pix2pix's `optim`."""
+  (gen.objectives.schedules.constant_then_linear); CycleGAN's and pix2pix's `optim`."""
   o = ml_collections.ConfigDict()
   o.lr = 2e-4
   o.b1 = 0.5

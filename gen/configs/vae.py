@@ -1,29 +1,12 @@
-"""VAE configs (Kingma & Welling 2014; IWAE bound: Burda et al. 2016).
-
-Default (no arg): the IWAE paper's one-stochastic-layer MLP VAE (784-200-200-50,
-tanh, Bernoulli decoder) on dynamically binarised `mnist5k`, the ELBO (k = 1),
-Adam(1e-3), batch 100. At the end it evaluates the test split's negative ELBO
-and the importance-sampled NLL with K = 1000 (`test_*` rows of metrics.jsonl):
+"""VAE configs (Kingma & Welling 2014; the IWAE bound: Burda et al. 2016).
 
   python train_vae.py --workdir runs/vae
-  python -m gen.evaluate --workdir runs/vae --metrics nll --num-importance 1000
+  gen evaluate --workdir runs/vae --metrics nll --num_importance 1000
 
-Variants (`--config=gen/configs/vae.py:NAME`):
-  tiny      a 32-unit MLP VAE, 2 steps, K = 4: a smoke run in seconds (the tests use it).
-  conv      the convolutional VAE on mnist5k (offline).
-  mnist     the IWAE paper's binarised-MNIST run: the full 60k MNIST, batch 20,
-            Adam(b1=0.9, b2=0.999, eps=1e-4), the paper's schedule (8 stages; stage
-            i runs 3^i epochs at lr 1e-3 * 10^(-i/7): 3,280 epochs, 9.84M steps).
-            Burda et al. report a test NLL of about 86.76 nats (K = 5000) for the
-            VAE with k = 1, and 85.54 for the IWAE with `--config.objective.train_k=50`.
-            A shorter run: `--config.optim.stages=5 --config.num_steps=363000`
-            (121 epochs; stage lengths sum to (3^stages - 1) / 2 epochs).
-  cifar10   the convolutional VAE on CIFAR-10 (32x32x3), discretised Gaussian decoder;
-            bits/dim is the figure to compare.
-  celeb_a   the convolutional VAE on CelebA at 64x64, discretised Gaussian decoder.
-Other options: --config.objective.train_k=K (IWAE bound), --config.objective.beta,
---config.objective.kl_warmup_steps,
---config.model.likelihood=bernoulli|discretized_gaussian|gaussian.
+Default: the IWAE paper's one-stochastic-layer MLP VAE (784-200-200-50, tanh, Bernoulli
+decoder) on dynamically binarised mnist5k, the ELBO (k = 1), Adam(1e-3), batch 100, 12,000
+steps; the test split's negative ELBO and importance-sampled NLL (K = 1000) at the end. Its
+time and NLL on 2 CPU cores: docs/families.md (VAE). Variants are the functions below.
 """
 
 import ml_collections
@@ -36,7 +19,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.family = "vae"
   c.batch_size = 100
   c.num_steps = 12_000  # 300 epochs of mnist5k's 4,000 training digits; later, it overfits
-  c.steps_per_call = 10
   c.log_every = 500
   c.sample_every = 2000
   c.checkpoint_every = 2000
@@ -52,7 +34,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model.likelihood = "bernoulli"  # bernoulli | discretized_gaussian | gaussian
   c.model.binarize = True  # dynamic binarisation (bernoulli only): x ~ Bernoulli(intensity)
 
-  # The objective: k = 1 is the ELBO, k > 1 the IWAE bound. beta and the warm-up weight the KL.
+  # k = 1 is the ELBO, k > 1 the IWAE bound; beta and the warm-up weight the KL.
   c.objective = ml_collections.ConfigDict()
   c.objective.train_k = 1
   c.objective.beta = 1.0
@@ -67,41 +49,65 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim.stage_steps = 3000  # iwae: steps in one epoch (60,000 / 20)
   c.optim.stages = 8  # iwae: stage i lasts 3^i epochs at lr * 10^(-i/7)
 
-  arg = arg or "mnist5k"
-  if arg == "mnist5k":
-    pass
-  elif arg == "tiny":  # every moving part in seconds: tests and smoke runs
-    c.model.hidden_units, c.model.latents = 32, 4
-    shrink_to_tiny(c, batch_size=20)
-    c.steps_per_call = 2
-    c.eval.num_importance = 4
-    c.eval.batch_size = 300  # 1,000 test digits: the last batch is padded
-  elif arg == "conv":
-    c.model.kind = "conv"
-    c.model.latents = 32
-  elif arg == "mnist":
-    c.data.name = "mnist"
-    c.batch_size = 20
-    c.optim.schedule = "iwae"
-    c.num_steps = 3280 * c.optim.stage_steps
-    c.log_every = 3000
-    c.sample_every = c.checkpoint_every = 300_000
-    c.eval_every = 300_000
-  elif arg in ("cifar10", "celeb_a"):
-    c.data.name = arg
-    c.data.random_flip = True
-    c.model.kind = "conv"
-    c.model.latents = 128
-    c.model.nf = 64
-    c.model.likelihood = "discretized_gaussian"
-    c.model.binarize = False
-    c.batch_size = 64
-    c.num_steps = 100_000
-    c.log_every = 500
-    c.sample_every = c.checkpoint_every = c.eval_every = 10_000
-    c.eval.num_importance = 100
-    if arg == "celeb_a":
-      c.data.image_size = "64"
-  else:
-    raise ValueError(f"unknown vae config variant {arg!r}: mnist5k, tiny, conv, mnist, cifar10, celeb_a")
+  variant = arg or "mnist5k"
+  if variant not in VARIANTS:
+    raise ValueError(f"unknown vae config variant {variant!r}: {', '.join(VARIANTS)}")
+  VARIANTS[variant](c)
   return c
+
+
+def mnist5k(c):
+  """The default (above)."""
+
+
+def tiny(c):
+  """A 32-unit MLP VAE, 2 steps, K = 4: every moving part in seconds (tests, smoke runs)."""
+  c.model.hidden_units, c.model.latents = 32, 4
+  shrink_to_tiny(c, batch_size=20)
+  c.steps_per_call = 2
+  c.eval.num_importance = 4
+  c.eval.batch_size = 300  # 1,000 test digits: the last batch is padded
+
+
+def conv(c):
+  """The convolutional VAE on mnist5k."""
+  c.model.kind = "conv"
+  c.model.latents = 32
+
+
+def mnist(c):
+  """The IWAE paper's binarised-MNIST run: 60k MNIST, batch 20, Adam(0.9, 0.999, eps 1e-4),
+  8 stages (stage i runs 3^i epochs at lr 1e-3 * 10^(-i/7): 3,280 epochs). Burda et al.: test
+  NLL 86.76 nats (K = 5000) for the VAE, 85.54 for the IWAE (objective.train_k=50)."""
+  c.data.name = "mnist"
+  c.batch_size = 20
+  c.optim.schedule = "iwae"
+  c.num_steps = 3280 * c.optim.stage_steps
+  c.log_every = 3000
+  c.sample_every = c.checkpoint_every = c.eval_every = 300_000
+
+
+def cifar10(c):
+  """The convolutional VAE on CIFAR-10 (32x32x3), discretised Gaussian decoder; bits/dim is
+  the figure to compare."""
+  c.data.name = "cifar10"
+  c.data.random_flip = True
+  c.model.kind = "conv"
+  c.model.latents = 128
+  c.model.nf = 64
+  c.model.likelihood = "discretized_gaussian"
+  c.model.binarize = False
+  c.batch_size = 64
+  c.num_steps = 100_000
+  c.sample_every = c.checkpoint_every = c.eval_every = 10_000
+  c.eval.num_importance = 100
+
+
+def celeb_a(c):
+  """`cifar10`'s model on CelebA at 64x64."""
+  cifar10(c)
+  c.data.name = "celeb_a"
+  c.data.image_size = "64"
+
+
+VARIANTS = {f.__name__: f for f in (mnist5k, tiny, conv, mnist, cifar10, celeb_a)}

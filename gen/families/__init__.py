@@ -1,27 +1,34 @@
 """Model families, by name. The contract a family implements is `gen.families.base`.
 
-Built-in families are imported when first asked for. Another family registers
-itself with `@register("name")` in the module that defines it; a config file
-that defines or imports it (see tests/toy_family.py) makes it available to
-`python -m gen.train --config=that_file.py`. A name that is neither built in
-nor registered is imported as a module, which must register that name.
+`get(name)` finds a family: one registered already (`@register(name)` in the module that
+defines it, e.g. a config file that defines or imports it, see tests/toy_family.py), else the
+module `gen.families.<name>` (the built-in families: gan, vae, cyclegan, pix2pix), else a
+module named `name`, which must register that name.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import pkgutil
 
 from gen.errors import UserError
-from gen.families.base import (Domains, Family, LatentSampler, LikelihoodModel, OneStream, Sampler,
-                               Sometimes, Translator, check_family_class)
+from gen.families.base import (
+  Family,
+  LatentSampler,
+  LikelihoodModel,
+  Sampler,
+  Sometimes,
+  Translator,
+  check_family_class,
+)
+from gen.families.streams import Domains, OneStream, Paired
 
-BUILTIN = {"gan": "gen.families.gan", "vae": "gen.families.vae", "cyclegan": "gen.families.cyclegan",
-           "pix2pix": "gen.families.pix2pix"}
 _REGISTRY: dict[str, type] = {}
+_NOT_FAMILIES = ("base", "streams")  # the contract's own modules
 
-__all__ = ["BUILTIN", "Domains", "Family", "LatentSampler", "LikelihoodModel", "OneStream", "Sampler",
-           "Sometimes", "Translator", "get", "register"]
+__all__ = ["Domains", "Family", "LatentSampler", "LikelihoodModel", "OneStream", "Paired",
+           "Sampler", "Sometimes", "Translator", "builtin", "get", "register"]
 
 
 def register(name: str):
@@ -43,19 +50,28 @@ def _origin(cls) -> tuple[str, str]:
     return cls.__module__, cls.__qualname__
 
 
+def builtin() -> list[str]:
+  """The families that come with gen: the modules of this package."""
+  return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in _NOT_FAMILIES)
+
+
+def _import(module: str, own: bool) -> None:
+  try:
+    importlib.import_module(module)
+  except ModuleNotFoundError as e:
+    missing = e.name or ""
+    if own or not (module == missing or module.startswith(missing + ".")):
+      raise  # the module exists but something it imports does not
+  except (ImportError, ValueError, TypeError):  # not a module name at all
+    pass
+
+
 def get(name: str) -> type:
   """The family class registered as `name`."""
   if name not in _REGISTRY:
-    module = BUILTIN.get(name, name)
-    try:
-      importlib.import_module(module)
-    except ModuleNotFoundError as e:
-      missing = e.name or ""
-      if name in BUILTIN or not (module == missing or module.startswith(missing + ".")):
-        raise  # the module exists but something it imports does not
-    except (ImportError, ValueError, TypeError):  # not a module name at all
-      pass
+    own = name in builtin()
+    _import(f"gen.families.{name}" if own else name, own)
   if name not in _REGISTRY:
     raise UserError(f"unknown model family {name!r}; one of "
-                    f"{', '.join(sorted({*BUILTIN, *_REGISTRY}))} (or a module that registers it)")
+                    f"{', '.join(sorted({*builtin(), *_REGISTRY}))} (or a module that registers it)")
   return _REGISTRY[name]

@@ -1,26 +1,25 @@
 """The family contract, as code: what a model family gives the shared trainer.
 
-A family is a class built from (config, DatasetInfo). It subclasses `Family`
-and implements its three abstract methods; everything else (the jitted scan,
-devices, processes, checkpoints, logging, evaluation, preemption) is the
-trainer's. Optional capabilities are mixins that tools and metrics test for
-by type (`isinstance(family, Sampler)`), never by probing attributes:
+A family is a class built from (config, DatasetInfo). It subclasses `Family` and implements
+its three abstract methods; everything else (the jitted scan, devices, processes, members,
+checkpoints, logging, evaluation, preemption) is the trainer's. Optional capabilities are
+mixins that tools and metrics test for by type (`isinstance(family, Sampler)`):
 
-  Sampler          sample(state, key, num): gen.sample, fid/kid/is/pr metrics
-  LatentSampler    a Sampler whose images are generate_images(state, z, labels) of latents
-                   z ~ N(0, I): gen.sample --truncation and --grid, gen.interpolate
-  Translator       translate_batch(state, x, direction): gen.translate, mae
+  Sampler          sample(state, key, num): gen sample, fid/kid/is/pr metrics
+  LatentSampler    a Sampler whose images are generate(state, z, labels) of latents
+                   z ~ N(0, I): gen sample --truncation and --grid, gen interpolate
+  Translator       translate_batch(state, x, direction): gen translate, mae
   LikelihoodModel  log_importance_weights(...): the nll metric
 
-`register(name)` checks a class against the contract when it is registered;
-one that lacks a required member fails there with one line.
+`gen.families.register(name)` checks a class against the contract when it is registered; one
+that lacks a required member fails there with one line. docs/adding_a_family.md walks
+through tests/toy_family.py, a complete family in one file.
 """
 
 from __future__ import annotations
 
 import abc
 import contextlib
-import dataclasses
 import functools
 from typing import Any, ClassVar
 
@@ -29,60 +28,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gen import checks, images, latents, members
+from gen import images
+from gen.configs import checks
 from gen.errors import UserError
-from gen.train_state import step_key
-
-
-# -- what the step reads --------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class OneStream:
-  """The family reads one split; its step receives that split's batch ({'image', 'label'})."""
-  paired: ClassVar[bool] = False
-
-  def splits(self, split: str) -> tuple[str, ...]:
-    return (split,)
-
-  def combine(self, parts: list):
-    (part,) = parts
-    return part
-
-
-@dataclasses.dataclass(frozen=True)
-class Domains:
-  """The family reads one split per domain (`train` -> `trainA`, `trainB`), independently;
-  its step receives {'A': batch, 'B': batch}."""
-  names: tuple[str, ...]
-  paired: ClassVar[bool] = False
-
-  def splits(self, split: str) -> tuple[str, ...]:
-    return tuple(f"{split}{name}" for name in self.names)
-
-  def combine(self, parts: list) -> dict:
-    return dict(zip(self.names, parts))
-
-
-@dataclasses.dataclass(frozen=True)
-class Paired:
-  """The family reads one split of A|B pairs stored side by side (pix2pix's format). The
-  pipeline stacks each pair's halves on channels, so a crop or flip moves both alike; the
-  step receives {'A': batch, 'B': batch}, the same examples in the two domains."""
-  paired: ClassVar[bool] = True
-
-  def splits(self, split: str) -> tuple[str, ...]:
-    return (split,)
-
-  def combine(self, parts: list) -> dict:
-    (part,) = parts
-    halves = lambda x: (x[..., :x.shape[-1] // 2], x[..., x.shape[-1] // 2:])
-    if not isinstance(part, dict):  # images only (picture examples)
-      a, b = halves(part)
-      return {"A": a, "B": b}
-    a, b = halves(part["image"])
-    return {"A": {**part, "image": a}, "B": {**part, "image": b}}
-
+from gen.families.streams import Domains, OneStream, Paired
+from gen.objectives import latents
+from gen.train.members import varied_names
+from gen.train.state import step_key
 
 # -- what the step reports ------------------------------------------------------
 
@@ -127,25 +79,27 @@ class Family(abc.ABC):
     numeric_settings  config names that enter the step as numbers (learning rates, loss
                       weights, decays): `config.vary` may give each member its own value of
                       these, so `update` reads them with `self.setting(name)`, never from
-                      `self.config` directly. Anything else is structural (see gen.members).
+                      `self.config` directly (a varied setting the step never reads through
+                      `setting` is an error before step 0). Anything else is structural.
   """
   value_range: ClassVar[tuple[float, float]]
   picture_examples: ClassVar[int] = 0
-  streams: ClassVar[OneStream | Domains] = OneStream()
+  streams: ClassVar[OneStream | Domains | Paired] = OneStream()
   numeric_settings: ClassVar[tuple[str, ...]] = ()
 
   def __init__(self, config, info):
     self.check_config(config, info)
     self.config, self.info = config, info
-    self.varied = frozenset(members.varied_names(config))  # settings members set themselves
+    self.varied = frozenset(varied_names(config))  # settings members set themselves
     self._member_values = {}
+    self._reads = None
 
   def apply(self, module, variables: dict, *args, **kwargs):
     """`module.apply` in the config's `compute_dtype`: for bfloat16 the parameters and the
     floating inputs are cast for the computation only (the state keeps float32 parameters,
     so gradients, optimizer state, EMA and BatchNorm statistics stay float32) and the floating
     outputs come back as float32, so every loss is computed in float32."""
-    dtype = jnp.dtype(self.config.get("compute_dtype", "float32"))
+    dtype = jnp.dtype(self.config.compute_dtype)
     if dtype == jnp.float32:
       return module.apply(variables, *args, **kwargs)
     cast = lambda t, to: jax.tree.map(
@@ -156,11 +110,19 @@ class Family(abc.ABC):
 
   def setting(self, name: str):
     """The config's value of `name` ('optim.g_lr'), or, inside a member's step, that member's
-    (a traced scalar) when `config.vary` varies it. A branch on a setting must also take
-    `name in self.varied` into account (0 in one member, > 0 in another)."""
+    (a traced scalar) when `config.vary` varies it. A term that a setting switches on or off
+    is switched with `active(name)`."""
+    if self._reads is not None:
+      self._reads.add(name)
     if name in self._member_values:
       return self._member_values[name]
     return checks.value(self.config, name)
+
+  def active(self, name: str) -> bool:
+    """Whether the setting `name` can be non-zero in this run: it is in the config, or members
+    vary it (0 in one member, > 0 in another). A term weighted or switched by it is computed
+    when this holds, and weighted by `setting(name)`."""
+    return bool(checks.value(self.config, name)) or name in self.varied
 
   @contextlib.contextmanager
   def member_settings(self, values: dict):
@@ -171,15 +133,25 @@ class Family(abc.ABC):
     finally:
       self._member_values = previous
 
-  @classmethod
+  @contextlib.contextmanager
+  def recording_reads(self):
+    """Yields the set of setting names `setting` is asked for while the context is open."""
+    previous, self._reads = self._reads, set()
+    try:
+      yield self._reads
+    finally:
+      self._reads = previous
+
+  @classmethod  # noqa: B027  an optional hook: nothing to check unless a family says so
   def check_config(cls, config, info) -> None:
     """Raises UserError for a bad setting of this family's; called before anything runs."""
 
   @abc.abstractmethod
   def init_state(self, key: jax.Array) -> Any:
-    """A pytree with `step` (int32 scalar, 0) and `key` (the run's base key as raw uint32 data,
-    `jax.random.key_data`) leaves, and whatever the family trains. `replace(**changes)` must
-    return an updated copy (a flax.struct dataclass has it)."""
+    """A flax.struct dataclass with `step` (int32 scalar, 0) and `key` (the run's base key as
+    raw uint32 data, `jax.random.key_data`) fields, and whatever the family trains. A field
+    that is None is an optional part the configuration does not use: it is left out of the
+    checkpoint, so adding optional parts keeps earlier checkpoints restoring."""
 
   @abc.abstractmethod
   def update(self, state, batch, key: jax.Array) -> tuple[Any, dict]:
@@ -209,7 +181,7 @@ class Family(abc.ABC):
 
 
 class Sampler(abc.ABC):
-  """Draws new images: `gen.sample` and the sample-quality metrics use it."""
+  """Draws new images: `gen sample` and the sample-quality metrics use it."""
   num_classes: int = 0  # > 0: class-conditional; `sample` returns balanced `labels`
 
   @abc.abstractmethod
@@ -219,22 +191,27 @@ class Sampler(abc.ABC):
 
 class LatentSampler(Sampler):
   """A Sampler that maps latents z ~ N(0, I) [N, latent_dim] (and, when conditional, int32
-  labels [N]) to images: `sample` is `generate_images` of `draw_latents`, so gen.sample, the
-  truncation trick (gen.sample --truncation) and latent walks (gen.interpolate) are one path.
+  labels [N]) to images. Sampling has one path: `sample` draws latents (`draw_latents`) and
+  renders them with `generate_images`, which runs the compiled `generate` in batches; the
+  truncation trick (gen sample --truncation) and latent walks (gen interpolate) use the same.
 
-  A subclass sets `latent_dim` and implements `generate_batch`.
+  A subclass sets `latent_dim` and implements `generate`.
   """
   latent_dim: int
-  latent_batch: ClassVar[int] = 256  # latents per generate_batch call (sample's default)
+  latent_batch: ClassVar[int] = 256  # latents per compiled `generate` call
 
   @abc.abstractmethod
-  def generate_batch(self, state, z: jax.Array, labels) -> jax.Array:
+  def generate(self, state, z: jax.Array, labels) -> jax.Array:
     """Images in `value_range` [B, H, W, C] for z [B, latent_dim] and labels (int32 [B], or
-    None for an unconditional model); compiled once per family (the tools call it as is)."""
+    None for an unconditional model); traceable."""
+
+  @functools.cached_property
+  def _compiled_generate(self):
+    return jax.jit(self.generate)
 
   def draw_latents(self, key: jax.Array, num: int, truncation: float | None = None) -> jax.Array:
     """z [num, latent_dim] ~ N(0, I), with BigGAN's truncation at `truncation` unless None
-    (gen.latents.truncated_normal)."""
+    (gen.objectives.latents.truncated_normal)."""
     return latents.truncated_normal(key, (num, self.latent_dim), truncation)
 
   def balanced_labels(self, num: int) -> np.ndarray | None:
@@ -251,7 +228,8 @@ class LatentSampler(Sampler):
     out = []
     for i in range(0, len(z), batch):
       part = None if labels is None else jnp.asarray(labels[i:i + batch], jnp.int32)
-      out.append(images.to_uint8(self.generate_batch(state, z[i:i + batch], part), self.value_range))
+      out.append(images.to_uint8(self._compiled_generate(state, z[i:i + batch], part),
+                                 self.value_range))
     return np.concatenate(out) if out else np.zeros((0,) + self.info.image_shape, np.uint8)
 
   def sample(self, state, key: jax.Array, num: int, batch: int | None = None,
@@ -266,7 +244,7 @@ class LatentSampler(Sampler):
 
 
 class Translator(abc.ABC):
-  """Maps images of one domain to another: `gen.translate` and the `mae` metric use it."""
+  """Maps images of one domain to another: `gen translate` and the `mae` metric use it."""
   directions: ClassVar[tuple[str, ...]] = ("AtoB", "BtoA")
 
   @abc.abstractmethod
@@ -275,7 +253,7 @@ class Translator(abc.ABC):
 
   @functools.cached_property
   def jit_translate_batch(self):
-    """translate_batch, compiled once per family (pictures and gen.translate reuse it)."""
+    """translate_batch, compiled once per family (pictures and gen translate reuse it)."""
     return jax.jit(self.translate_batch, static_argnums=2)
 
   @property

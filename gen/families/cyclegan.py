@@ -20,14 +20,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gen import checks, images, losses
+from gen import images
+from gen.configs import checks
 from gen.data import DatasetInfo
 from gen.errors import UserError
 from gen.families import base, register
-from gen.image_pool import ImagePool
+from gen.families.streams import Domains
 from gen.models.cyclegan import PatchDiscriminator, ResnetGenerator, check_patch_size
-from gen.schedules import constant_then_linear
-from gen.train_state import ModelState
+from gen.objectives import losses
+from gen.objectives.image_pool import ImagePool
+from gen.objectives.schedules import constant_then_linear
+from gen.train.state import ModelState
+
 
 @flax.struct.dataclass
 class CycleGANState:
@@ -42,9 +46,9 @@ class CycleGANState:
 
 
 @register("cyclegan")
-class Family(base.Family, base.Translator):
+class CycleGAN(base.Family, base.Translator):
   value_range = (-1.0, 1.0)
-  streams = base.Domains(("A", "B"))  # the trainer reads `<split>A` and `<split>B`
+  streams = Domains(("A", "B"))  # the trainer reads `<split>A` and `<split>B`
   picture_examples = 8  # test images per domain for the A -> B -> A and B -> A -> B grids
   numeric_settings = ("optim.lr", "optim.b1", "optim.b2", "loss.cycle_weight",
                       "loss.identity_weight")
@@ -66,7 +70,7 @@ class Family(base.Family, base.Translator):
   def __init__(self, config, info: DatasetInfo):
     super().__init__(config, info)
     m = config.model
-    size, _, channels = info.image_shape
+    channels = info.image_shape[-1]
     blocks = m.blocks or (9 if min(info.image_shape[:2]) >= 256 else 6)
     self.generator = ResnetGenerator(channels, m.ngf, blocks)
     self.discriminator = PatchDiscriminator(m.ndf, m.d_layers)
@@ -103,12 +107,12 @@ class Family(base.Family, base.Translator):
     def g_loss_fn(g_params):
       p_ab, p_ba = g_params
       fake_b, fake_a = G(p_ab, real_a), G(p_ba, real_b)
-      m = {"g_adv_ab": losses.least_squares(D(state.d_b.params, fake_b), 1.0),
-           "g_adv_ba": losses.least_squares(D(state.d_a.params, fake_a), 1.0),
+      m = {"g_adv_ab": losses.translation_g_loss("lsgan", D(state.d_b.params, fake_b)),
+           "g_adv_ba": losses.translation_g_loss("lsgan", D(state.d_a.params, fake_a)),
            "cycle_a": losses.l1(G(p_ba, fake_b), real_a),
            "cycle_b": losses.l1(G(p_ab, fake_a), real_b)}
       loss = m["g_adv_ab"] + m["g_adv_ba"] + cycle_weight * (m["cycle_a"] + m["cycle_b"])
-      if self.config.loss.identity_weight > 0 or "loss.identity_weight" in self.varied:
+      if self.active("loss.identity_weight"):
         m["idt_a"] = losses.l1(G(p_ba, real_a), real_a)  # G_BA leaves A images alone
         m["idt_b"] = losses.l1(G(p_ab, real_b), real_b)
         loss += identity_weight * cycle_weight * (m["idt_a"] + m["idt_b"])
@@ -122,7 +126,7 @@ class Family(base.Family, base.Translator):
     pool_b, shown_b = state.pool_b.query(jax.lax.stop_gradient(fake_b), key_b)
 
     def d_loss_fn(d_params, real, fake):
-      return losses.d_loss("lsgan", D(d_params, real), D(d_params, fake))  # 0.5 (MSE + MSE)
+      return losses.translation_d_loss("lsgan", D(d_params, real), D(d_params, fake))
 
     metrics["d_a"], grad_da = jax.value_and_grad(d_loss_fn)(state.d_a.params, real_a, shown_a)
     metrics["d_b"], grad_db = jax.value_and_grad(d_loss_fn)(state.d_b.params, real_b, shown_b)

@@ -1,5 +1,5 @@
-"""The GAN family: DCGAN, SNGAN or BigGAN G and D (model.arch), adversarial losses (a table), EMA
-of G, n_critic, D regularisers."""
+"""The GAN family: DCGAN, SNGAN or BigGAN G and D (model.arch), adversarial losses (a table),
+EMA of G, n_critic, D regularisers and D-side augmentation (DiffAugment, ADA)."""
 
 from __future__ import annotations
 
@@ -12,13 +12,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gen import augment, checks, images, losses
+from gen import images
+from gen.configs import checks
 from gen.data import DatasetInfo
 from gen.errors import UserError
 from gen.families import base, register
-from gen.models import resnet_gan
-from gen.models.dcgan import Discriminator, Generator, layout
-from gen.train_state import ModelState, ema_update
+from gen.models import gan as networks
+from gen.objectives import augment, losses
+from gen.train.state import ModelState, ema_update
 
 
 @flax.struct.dataclass
@@ -28,31 +29,13 @@ class GANState:
   g: ModelState
   d: ModelState
   ema_params: Any  # EMA of G's params: what samples and evaluation use
-
-
-@flax.struct.dataclass
-class RegularizedGANState(GANState):
-  """With a D regulariser that keeps state on (LeCam). A separate class so that every other
-  configuration keeps round 1's state layout, and its checkpoints keep restoring."""
-  d_reg: Any  # {name: state} of the active D regularisers that keep state
-
-
-@flax.struct.dataclass
-class AugmentedGANState(GANState):
-  """With ADA on (config.augment.ada): its state, gen.augment.ada_init (p and the sums behind
-  r_t), checkpointed so that a resumed run adapts p exactly as an uninterrupted one. A separate
-  class for the same reason as RegularizedGANState."""
-  ada: Any
-
-
-@flax.struct.dataclass
-class RegularizedAugmentedGANState(RegularizedGANState):
-  """A stateful D regulariser and ADA."""
-  ada: Any
+  # Optional parts (None when the config does not use them; then not in the checkpoint):
+  d_reg: Any = None  # {name: state} of the active D regularisers that keep state (LeCam)
+  ada: Any = None  # ADA's p and the sums behind r_t (gen.objectives.augment.ada_init)
 
 
 @register("gan")
-class Family(base.Family, base.LatentSampler):
+class GAN(base.Family, base.LatentSampler):
   value_range = (-1.0, 1.0)
   picture_examples = 0  # pictures need no data
   numeric_settings = ("optim.g_lr", "optim.d_lr", "optim.b1", "optim.b2", "model.ema_decay",
@@ -61,47 +44,27 @@ class Family(base.Family, base.LatentSampler):
 
   @classmethod
   def check_config(cls, config, info: DatasetInfo) -> None:
-    m = config.model
-    h, w, _ = info.image_shape
-    checks.one_of(config, "model.arch", resnet_gan.ARCHS)
-    if m.arch == "dcgan":
-      layout(h if h == w else (h, w))  # non-square: see gen.models.dcgan.layout
-    elif h != w:
-      raise UserError(f"model.arch={m.arch!r} needs square images, dataset {info.name!r} has "
-                      f"{h}x{w}: set --config.data.image_size (DCGAN takes non-square ones)")
-    else:  # sngan: 32 only; biggan: 32/64/128, z_dim in equal chunks, attention_res
-      resnet_gan.check(m, h)
-    if m.conditional and not info.num_classes:
+    networks.check(config, info.image_shape, info.name)
+    if config.model.conditional and not info.num_classes:
       raise UserError(f"model.conditional=True needs class labels, dataset {info.name!r} has none")
     checks.one_of(config, "loss.kind", losses.GAN_LOSSES)
-    checks.one_of(config, "model.d_norm", ("batch", "layer", "none"))
-    checks.positive(config, "optim.g_lr", "optim.d_lr", "model.z_dim", "model.ngf", "model.ndf",
-                    "loss.n_critic")
+    checks.positive(config, "optim.g_lr", "optim.d_lr", "loss.n_critic")
     checks.in_unit_interval(config, "optim.b1", "optim.b2", "model.ema_decay", "loss.lecam_decay")
     checks.non_negative(config, *(f"loss.{r.weight}" for r in losses.D_REGULARIZERS.values()))
     augment.check_config(config, info)
 
   def __init__(self, config, info: DatasetInfo):
     super().__init__(config, info)
-    m = config.model
-    rows, cols, channels = info.image_shape
-    size = rows if rows == cols else (rows, cols)
-    self.num_classes = info.num_classes if m.conditional else 0
-    self.z_dim = self.latent_dim = m.z_dim
-    if m.arch == "dcgan":
-      self.generator = Generator(size, channels, m.z_dim, m.ngf, self.num_classes)
-      self.discriminator = Discriminator(size, channels, m.ndf, self.num_classes, m.d_norm,
-                                         m.spectral_norm)
-    else:  # ResNet G and D (gen.models.resnet_gan), same call signatures. Their spectral-norm
-      # state sits in batch_stats beside BN's: G's advances in training steps (train=True,
-      # mutable) and stays put in `generate` (train=False), D's as update_stats says.
-      self.generator, self.discriminator = resnet_gan.networks(m, size, channels,
-                                                               self.num_classes)
+    self.num_classes = info.num_classes if config.model.conditional else 0
+    self.latent_dim = config.model.z_dim
+    # Spectral-norm state sits in batch_stats beside BN's: G's advances in training steps
+    # (train=True, mutable) and stays put in `generate` (train=False), D's as update_stats says.
+    self.generator, self.discriminator = networks.networks(config.model, info.image_shape,
+                                                           self.num_classes)
     # The D regularisers this config turns on (weight > 0, or varied over members).
     self.regularizers = {name: r for name, r in losses.D_REGULARIZERS.items()
-                         if config.loss[r.weight] > 0 or f"loss.{r.weight}" in self.varied}
+                         if self.active(f"loss.{r.weight}")}
     self.stateful = tuple(name for name, r in self.regularizers.items() if r.init)
-    self._generate = jax.jit(self.generate)  # built once: sampling recurs during training
 
   def optimizer(self, net: str) -> optax.GradientTransformation:
     """Adam for `net` ('g' or 'd'), from the current settings (a member's, when varied)."""
@@ -115,30 +78,24 @@ class Family(base.Family, base.LatentSampler):
 
   def init_state(self, key: jax.Array) -> GANState:
     kg, kd, kbase = jax.random.split(key, 3)
-    z = jnp.zeros((2, self.z_dim))
+    z = jnp.zeros((2, self.latent_dim))
     x = jnp.zeros((2,) + self.info.image_shape)
     g_vars = self.generator.init(kg, z, self._labels(2))
     d_vars = self.discriminator.init(kd, x, self._labels(2))
-    fields = dict(step=jnp.zeros((), jnp.int32), key=jax.random.key_data(kbase),
-                  g=ModelState.create(g_vars, self.optimizer("g")),
-                  d=ModelState.create(d_vars, self.optimizer("d")),
-                  ema_params=g_vars["params"])
-    extra = {}
-    if self.stateful:
-      extra["d_reg"] = {name: self.regularizers[name].init(self.config.loss)
-                        for name in self.stateful}
-    if self.augmentation.ada:
-      extra["ada"] = augment.ada_init(self.config.augment.ada_p)
-    cls = {(): GANState, ("d_reg",): RegularizedGANState, ("ada",): AugmentedGANState,
-           ("d_reg", "ada"): RegularizedAugmentedGANState}[tuple(extra)]
-    return cls(**fields, **extra)
+    d_reg = ({name: self.regularizers[name].init(self.config.loss) for name in self.stateful}
+             if self.stateful else None)
+    return GANState(step=jnp.zeros((), jnp.int32), key=jax.random.key_data(kbase),
+                    g=ModelState.create(g_vars, self.optimizer("g")),
+                    d=ModelState.create(d_vars, self.optimizer("d")),
+                    ema_params=g_vars["params"], d_reg=d_reg,
+                    ada=augment.ada_init(self.config.augment.ada_p) if self.augmentation.ada else None)
 
   # -- training -------------------------------------------------------------
 
   @functools.cached_property
-  def augmentation(self) -> augment.Augment:
+  def augmentation(self) -> augment.DiscriminatorAugment:
     """What D sees: DiffAugment and ADA as config.augment turns them on (identity if off)."""
-    return augment.Augment.from_config(self.config)
+    return augment.DiscriminatorAugment.from_config(self.config)
 
   def _d(self, d_params, batch_stats, x, labels, update_stats=True):
     """D's logits and updated collections; BN in D always normalises with batch statistics."""
@@ -152,7 +109,7 @@ class Family(base.Family, base.LatentSampler):
     key_z, key_reg = jax.random.split(key)
     real = batch["image"]
     labels = batch.get("label") if self.num_classes else None
-    z = jax.random.normal(key_z, (real.shape[0], self.z_dim), real.dtype)
+    z = jax.random.normal(key_z, (real.shape[0], self.latent_dim), real.dtype)
     # Augmentation of everything D sees, each call its own draw (keys folded in, so that the
     # other keys stay what they are without augmentation): D's loss on real, on fake, G's loss,
     # and the regularisers' critic.
@@ -215,9 +172,7 @@ class Family(base.Family, base.LatentSampler):
           g_step, g_update, lambda _: (state.g, state.ema_params, zero, zero), None)
       metrics.update(g_loss=base.Sometimes(g_loss, g_step),
                      g_grad_norm=base.Sometimes(g_norm, g_step))
-    new = state.replace(g=g, d=d, ema_params=ema)
-    if self.stateful:
-      new = new.replace(d_reg=d_reg)
+    new = state.replace(g=g, d=d, ema_params=ema, d_reg=d_reg if self.stateful else None)
     if aug.ada:  # ADA's heuristic: p follows r_t = E[sign(D(augmented real))] to its target
       interval = self.config.augment.ada_interval
       ada, r_t, adjusted = augment.ada_adjust(
@@ -232,13 +187,10 @@ class Family(base.Family, base.LatentSampler):
   # -- sampling -------------------------------------------------------------
 
   def generate(self, state: GANState, z: jax.Array, labels=None) -> jax.Array:
-    """EMA generator in inference mode; images in [-1, 1]."""
-    return self.apply(self.generator, {"params": state.ema_params, "batch_stats": state.g.batch_stats},
-                                z, labels, train=False)
-
-  def generate_batch(self, state: GANState, z: jax.Array, labels=None) -> jax.Array:
-    """`generate`, compiled: what `sample`, gen.sample and gen.interpolate draw images with."""
-    return self._generate(state, z, labels)
+    """The EMA generator in inference mode; images in [-1, 1]."""
+    return self.apply(self.generator, {"params": state.ema_params,
+                                       "batch_stats": state.g.batch_stats},
+                      z, labels, train=False)
 
   def pictures(self, state: GANState, examples=None) -> dict[str, np.ndarray]:
     """PNG grids to log. The same noise every time (from the seed, not the run's key)."""

@@ -2,14 +2,16 @@
 
 One step, as the authors' pix2pix_model.py does it: G (a U-Net) translates the input x
 into fake y'; D (a 70x70 PatchGAN fed [x, y] stacked on channels) is updated on
-  0.5 (BCE(D(x, y), 1) + BCE(D(x, y'), 0))        (loss.kind='ns', their 'vanilla')
+  0.5 (c(D(x, y), 1) + c(D(x, y'), 0))
 then G, against the updated D, on
-  BCE(D(x, y'), 1) + lambda |y' - y|_1             (lambda = 100)
+  c(D(x, y'), 1) + lambda |y' - y|_1               (lambda = 100)
+where the criterion c is binary cross-entropy on the logits (loss.kind='ns', their 'vanilla')
+or the mean squared error (loss.kind='lsgan'), as their GANLoss (gen.objectives.losses),
 with Adam(2e-4, 0.5, 0.999) each, the learning rate constant then linearly decaying to 0
 (the paper: 100 + 100 epochs). Dropout in G is its noise; batch norm uses batch statistics
 in training and the running averages in `translate` (deterministic translations).
 
-Batches are pairs stored side by side (A|B, pix2pix's format; see base.Paired):
+Batches are pairs stored side by side (A|B, pix2pix's format; see gen.families.streams.Paired):
 {'A': {'image'}, 'B': {'image'}}; `direction` says which side is the input.
 """
 
@@ -21,14 +23,17 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gen import checks, images, losses
+from gen import images
+from gen.configs import checks
 from gen.data import DatasetInfo
 from gen.errors import UserError
 from gen.families import base, register
+from gen.families.streams import Paired
 from gen.models.cyclegan import PatchDiscriminator, check_patch_size
 from gen.models.pix2pix import UnetGenerator, auto_downs
-from gen.schedules import constant_then_linear
-from gen.train_state import ModelState
+from gen.objectives import losses
+from gen.objectives.schedules import constant_then_linear
+from gen.train.state import ModelState
 
 
 @flax.struct.dataclass
@@ -40,9 +45,9 @@ class Pix2pixState:
 
 
 @register("pix2pix")
-class Family(base.Family, base.Translator):
+class Pix2pix(base.Family, base.Translator):
   value_range = (-1.0, 1.0)
-  streams = base.Paired()
+  streams = Paired()
   picture_examples = 8  # test pairs: input, translation, target
   numeric_settings = ("optim.lr", "optim.b1", "optim.b2", "loss.l1_weight")
 
@@ -118,15 +123,14 @@ class Family(base.Family, base.Translator):
     def d_loss_fn(d_params):
       real_logits, stats = self._d(d_params, state.d.batch_stats, x, y)
       fake_logits, stats = self._d(d_params, stats, x, jax.lax.stop_gradient(fake))
-      loss = 0.5 * losses.d_loss(kind, real_logits, fake_logits)
-      return loss, stats
+      return losses.translation_d_loss(kind, real_logits, fake_logits), stats
 
     (d_loss, d_stats), d_grads = jax.value_and_grad(d_loss_fn, has_aux=True)(state.d.params)
     d = state.d.apply_gradients(d_grads, tx, batch_stats=d_stats)
 
     def g_loss_fn(fake):
       logits, _ = self._d(d.params, d.batch_stats, x, fake)
-      adv, l1 = losses.g_loss(kind, logits), losses.l1(fake, y)
+      adv, l1 = losses.translation_g_loss(kind, logits), losses.l1(fake, y)
       return adv + l1_weight * l1, (adv, l1)
 
     (g_loss, (adv, l1)), d_fake = jax.value_and_grad(g_loss_fn, has_aux=True)(fake)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import flax.struct
 import jax
@@ -25,14 +25,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from gen import distributions as dist
-from gen import checks, images
+from gen import images
+from gen.configs import checks
 from gen.data import DatasetInfo
 from gen.errors import UserError
 from gen.families import base, register
 from gen.models.dcgan import layout
-from gen.models.vae import VAE, ConvDecoder, ConvEncoder, MLPDecoder, MLPEncoder
-from gen.train_state import ModelState
+from gen.models.vae import ConvDecoder, ConvEncoder, EncoderDecoder, MLPDecoder, MLPEncoder
+from gen.objectives import distributions as dist
+from gen.train.state import ModelState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,10 +82,10 @@ def learning_rate(o, lr):
 
 
 @register("vae")
-class Family(base.Family, base.LatentSampler, base.LikelihoodModel):
+class VAE(base.Family, base.LatentSampler, base.LikelihoodModel):
   value_range = (0.0, 1.0)
   picture_examples = 32  # test images for reconstructions, interpolations and traversals
-  latent_batch = 1000  # latents per decoder call in sample
+  latent_batch = 1000  # latents per compiled decoder call
   numeric_settings = ("optim.lr", "optim.b1", "optim.b2", "optim.eps", "objective.beta",
                       "objective.kl_warmup_steps")
 
@@ -109,14 +110,16 @@ class Family(base.Family, base.LatentSampler, base.LikelihoodModel):
     super().__init__(config, info)
     m = config.model
     self.likelihood = LIKELIHOODS[m.likelihood]
-    self.latents = self.latent_dim = m.latents
+    self.latent_dim = m.latents
     self.num_dims = int(np.prod(info.image_shape))
     n = self.likelihood.params_per_pixel
     if m.kind == "mlp":
       hidden = (m.hidden_units,) * m.hidden_layers
-      self.model = VAE(MLPEncoder(m.latents, hidden), MLPDecoder(info.image_shape, n, hidden))
+      self.model = EncoderDecoder(MLPEncoder(m.latents, hidden),
+                                  MLPDecoder(info.image_shape, n, hidden))
     else:
-      self.model = VAE(ConvEncoder(m.latents, m.nf), ConvDecoder(info.image_shape, n, m.nf))
+      self.model = EncoderDecoder(ConvEncoder(m.latents, m.nf),
+                                  ConvDecoder(info.image_shape, n, m.nf))
     self._encode = jax.jit(self.encode)
     self._decode_mean = jax.jit(lambda params, z: self.likelihood.mean(self.decode(params, z)))
 
@@ -130,16 +133,16 @@ class Family(base.Family, base.LatentSampler, base.LikelihoodModel):
   def init_state(self, key: jax.Array) -> VAEState:
     kinit, kbase = jax.random.split(key)
     x = jnp.zeros((2,) + self.info.image_shape)
-    variables = self.model.init(kinit, x, jnp.zeros((2, self.latents)))
+    variables = self.model.init(kinit, x, jnp.zeros((2, self.latent_dim)))
     return VAEState(step=jnp.zeros((), jnp.int32), key=jax.random.key_data(kbase),
                     vae=ModelState.create(variables, self.optimizer()))
 
   def encode(self, params, x):
     """q(z|x): (mean, log sigma), each [B, latents]."""
-    return self.apply(self.model, {"params": params}, x, method=VAE.encode)
+    return self.apply(self.model, {"params": params}, x, method=EncoderDecoder.encode)
 
   def decode(self, params, z):
-    return self.apply(self.model, {"params": params}, z, method=VAE.decode)
+    return self.apply(self.model, {"params": params}, z, method=EncoderDecoder.decode)
 
   def model_inputs(self, x: jax.Array, key: jax.Array) -> jax.Array:
     """Data in [0, 1] -> what the likelihood models: binarised, dequantised or as is."""
@@ -154,7 +157,7 @@ class Family(base.Family, base.LatentSampler, base.LikelihoodModel):
     plus q's (mean, log sigma). log p(x|z) is on the 8-bit scale (see module docstring)."""
     mean, log_scale = self.encode(params, x)
     z = mean + jnp.exp(log_scale) * jax.random.normal(key, (k,) + mean.shape, mean.dtype)
-    out = self.decode(params, z.reshape((-1, self.latents)))
+    out = self.decode(params, z.reshape((-1, self.latent_dim)))
     out = out.reshape((k, x.shape[0]) + out.shape[1:])
     log_px = (self.likelihood.log_prob(x[None], out, 2)
               - self.likelihood.nats_per_dim * self.num_dims)
@@ -170,12 +173,11 @@ class Family(base.Family, base.LatentSampler, base.LikelihoodModel):
   # -- training -------------------------------------------------------------
 
   def kl_weight(self, step):
-    warm = self.setting("objective.kl_warmup_steps")
-    if "objective.kl_warmup_steps" in self.varied:  # a traced number: 0 (no warm-up) is allowed
+    ramp = 1.0
+    if self.active("objective.kl_warmup_steps"):  # 0 (no warm-up) in some member is allowed
+      warm = self.setting("objective.kl_warmup_steps")
       ramp = jnp.where(warm > 0, jnp.minimum(1.0, step.astype(jnp.float32) / jnp.maximum(warm, 1)),
                        1.0)
-    else:
-      ramp = jnp.minimum(1.0, step.astype(jnp.float32) / warm) if warm else 1.0
     return self.setting("objective.beta") * ramp
 
   def update(self, state: VAEState, batch: dict, key: jax.Array) -> tuple[VAEState, dict]:
@@ -209,9 +211,9 @@ class Family(base.Family, base.LatentSampler, base.LikelihoodModel):
     """The same key at every call (from the seed, not the run's key): comparable pictures."""
     return jax.random.fold_in(jax.random.key(self.config.seed), salt)
 
-  def generate_batch(self, state: VAEState, z: jax.Array, labels=None) -> jax.Array:
+  def generate(self, state: VAEState, z: jax.Array, labels=None) -> jax.Array:
     """Decoder means E[x|z]: `sample` draws z ~ p(z) = N(0, I) (base.LatentSampler)."""
-    return self._decode_mean(state.vae.params, z)
+    return self.likelihood.mean(self.decode(state.vae.params, z))
 
   def pictures(self, state: VAEState, examples: np.ndarray) -> dict[str, np.ndarray]:
     """Reconstructions, prior samples, interpolations and latent traversals, as uint8 grids."""
@@ -229,7 +231,7 @@ class Family(base.Family, base.LatentSampler, base.LikelihoodModel):
     pairs, steps = max(1, min(8, n // 2)), 10  # rows: x_a, 10 points on the line from z_a to z_b, x_b
     t = jnp.linspace(0.0, 1.0, steps)[None, :, None]
     za, zb = mean[:pairs, None], mean[n - pairs:, None]
-    line = self._decode_mean(params, (za + t * (zb - za)).reshape(-1, self.latents))
+    line = self._decode_mean(params, (za + t * (zb - za)).reshape(-1, self.latent_dim))
     line = line.reshape((pairs, steps) + line.shape[1:])
     rows = jnp.concatenate([x[:pairs, None], line, x[n - pairs:, None]], axis=1)
     out["interpolations"] = images.grid(u8(rows.reshape((-1,) + rows.shape[2:])), steps + 2)
@@ -238,10 +240,10 @@ class Family(base.Family, base.LatentSampler, base.LikelihoodModel):
     # that latent set to -3..3 in the first example's posterior mean.
     m, s = np.asarray(mean, np.float64), np.asarray(log_scale, np.float64)
     kl = (0.5 * (m * m + np.exp(2.0 * s) - 1.0) - s).mean(axis=0)
-    dims = np.argsort(-kl)[:min(8, self.latents)]
+    dims = np.argsort(-kl)[:min(8, self.latent_dim)]
     values = np.linspace(-3.0, 3.0, 9)
     z = np.repeat(np.asarray(mean[:1]), len(dims) * len(values), axis=0).reshape(len(dims), len(values), -1)
     z[np.arange(len(dims)), :, dims] = values
-    out["traversals"] = images.grid(u8(self._decode_mean(params, z.reshape(-1, self.latents))),
+    out["traversals"] = images.grid(u8(self._decode_mean(params, z.reshape(-1, self.latent_dim))),
                                     len(values))
     return out

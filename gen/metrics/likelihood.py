@@ -17,7 +17,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-from gen import checks
+from gen.configs import checks
 from gen.errors import UserError
 from gen.families import LikelihoodModel
 from gen.metrics import register
@@ -31,7 +31,8 @@ def _chunk_size(k: int, batch: int, dims: int) -> int:
   return max(d for d in range(1, min(k, limit) + 1) if k % d == 0)
 
 
-@register("nll", outputs=("elbo_nats", "nll_nats", "bits_per_dim"), needs=LikelihoodModel,
+@register("nll", outputs={"elbo_nats": "min", "nll_nats": "min", "bits_per_dim": "min"},
+          needs=LikelihoodModel,
           check=lambda config, family: checks.positive(config, "eval.num_importance"))
 def nll(family, state, batches, config, cache=None) -> dict[str, float]:
   k = config.eval.num_importance

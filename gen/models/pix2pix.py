@@ -3,19 +3,19 @@
 `UnetGenerator(num_downs=8)` is the authors' `unet_256`: 4x4 stride-2 convs down
 C64 - C128 - C256 - C512 x 5 (LeakyReLU 0.2 before each but the first; batch norm after
 each but the first and the innermost; the authors' in-place LeakyReLU also reaches the skip
-copies, which changes nothing as a ReLU follows each concatenation), then 4x4 stride-2 transposed convs up, each after a
-ReLU on the previous output concatenated with the mirror encoder output (the skip), batch
-norm after each but the last, dropout 0.5 after the three innermost C512 ones (with
-num_downs = 8), and tanh. Convs followed by batch norm have no bias (instance norm: they
-do; the last transposed conv always has one); weights N(0, 0.02), BN scales N(1, 0.02). 54,414,080 parameters for RGB -> RGB with
-batch norm, as the authors' code prints ("[Network G] Total number of parameters : 54.414 M").
+copies, which changes nothing as a ReLU follows each concatenation), then 4x4 stride-2
+transposed convs up, each after a ReLU on the previous output concatenated with the mirror
+encoder output (the skip), batch norm after each but the last, dropout 0.5 after the three
+innermost C512 ones (with num_downs = 8), and tanh. Convs followed by batch norm have no bias
+(instance norm: they do; the last transposed conv always has one); weights N(0, 0.02), BN scales N(1, 0.02).
+54,414,080 parameters for RGB -> RGB with batch norm, as the authors' code prints
+("[Network G] Total number of parameters : 54.414 M").
 
 Any image size: the input is padded (reflecting) to a multiple of 2**num_downs and the
 output cropped back, so 28x28 digits run through a 32x32 U-Net and non-square images work.
 """
 
 import flax.linen as nn
-import jax
 import jax.numpy as jnp
 
 from gen.models.cyclegan import instance_norm

@@ -59,11 +59,14 @@ were computed by instantiating the PyTorch classes (torch 2.x) from those commit
 """
 
 import math
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+
+from gen.errors import UserError
 
 Init = Callable[..., Any]
 SNGAN_SIZES = (32,)
@@ -405,9 +408,7 @@ class BigGANDiscriminator(nn.Module):
     return logits
 
 
-# -- the GAN family's entry points ---------------------------------------------------------------
-
-ARCHS = ("dcgan", "sngan", "biggan")
+# -- settings checks (gen.models.gan builds the networks) ------------------------------------------
 
 
 def _attention_widths(image_size: int, res: int, ngf: int, ndf: int) -> tuple[int, int]:
@@ -425,7 +426,6 @@ def _attention_widths(image_size: int, res: int, ngf: int, ndf: int) -> tuple[in
 
 def check(model, image_size: int) -> None:
   """One-line UserErrors for a ResNet arch's settings (config.model) at `image_size`."""
-  from gen.errors import UserError  # pylint: disable=g-import-not-at-top
   arch = model.arch
   if arch == "sngan" and image_size not in SNGAN_SIZES:
     raise UserError(f"model.arch='sngan' is SNGAN's 32x32 ResNet: image size {image_size} is not "
@@ -451,16 +451,3 @@ def check(model, image_size: int) -> None:
   if res and min(_attention_widths(image_size, res, model.ngf, model.ndf)) < 8:
     raise UserError(f"biggan's self-attention at {res}x{res} needs at least 8 channels there "
                     f"(C/8 query channels): raise model.ngf/model.ndf or set model.attention_res=0")
-
-
-def networks(model, image_size: int, channels: int, num_classes: int):
-  """(G, D) for config.model.arch 'sngan' or 'biggan'; G(z, labels, train), D(x, labels,
-  update_stats) as DCGAN's, with the spectral-norm state in `batch_stats`."""
-  if model.arch == "sngan":
-    return (SNGANGenerator(image_size, channels, model.z_dim, model.ngf, num_classes),
-            SNGANDiscriminator(image_size, channels, model.ndf, num_classes))
-  if model.arch == "biggan":
-    return (BigGANGenerator(image_size, channels, model.z_dim, model.ngf, num_classes,
-                            model.shared_dim, model.attention_res),
-            BigGANDiscriminator(image_size, channels, model.ndf, num_classes, model.attention_res))
-  raise ValueError(f"no ResNet arch {model.arch!r}")

@@ -95,7 +95,7 @@ class ConvDecoder(nn.Module):
     return UpConv(channels * self.params_per_pixel, use_bias=True, kernel_init=glorot)(h)
 
 
-class VAE(nn.Module):
+class EncoderDecoder(nn.Module):
   """An encoder q(z|x) and a decoder p(x|z) as one set of parameters."""
   encoder: nn.Module
   decoder: nn.Module

@@ -1,16 +1,18 @@
-"""Adversarial losses on discriminator logits, and gradient penalties.
+"""Adversarial losses on discriminator logits, D's regularisers, and the translation losses.
 
-Each loss is the batch mean. `D` below is the logit, `sigmoid(D)` the
-probability of "real" where that reading applies.
+Each loss is the batch mean. `D` below is the logit, `sigmoid(D)` the probability of "real"
+where that reading applies.
 """
 
 import dataclasses
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 
-from gen import augment
+from gen.objectives import augment
+
 
 @dataclasses.dataclass(frozen=True)
 class AdversarialLoss:
@@ -33,22 +35,6 @@ GAN_LOSSES = {
         d=lambda real, fake: 0.5 * jnp.mean((real - 1.0) ** 2) + 0.5 * jnp.mean(fake**2),
         g=lambda fake: 0.5 * jnp.mean((fake - 1.0) ** 2)),
 }
-
-
-def _loss(kind: str) -> AdversarialLoss:
-  if kind not in GAN_LOSSES:
-    raise ValueError(f"unknown GAN loss {kind!r}; one of {tuple(GAN_LOSSES)}")
-  return GAN_LOSSES[kind]
-
-
-def d_loss(kind: str, real: jax.Array, fake: jax.Array) -> jax.Array:
-  """Discriminator loss from logits on a real and a fake batch."""
-  return _loss(kind).d(real, fake)
-
-
-def g_loss(kind: str, fake: jax.Array) -> jax.Array:
-  """Generator loss from the discriminator's logits on fakes."""
-  return _loss(kind).g(fake)
 
 
 def _input_grad_sq_norm(d: Callable[[jax.Array], jax.Array], x: jax.Array) -> jax.Array:
@@ -76,7 +62,7 @@ class CriticBatch:
   """What a D regulariser may look at: the critic (D's logits as a function of images, its
   collections frozen), this step's real and fake images, D's logits on them and a key.
 
-  With augmentation on (gen.augment: DiffAugment, ADA) `real` and `fake` are the images before
+  With augmentation on (gen.objectives.augment: DiffAugment, ADA) `real` and `fake` are the images before
   augmentation, `critic` is D after the augmentation with one draw of its own (so R1 and GP
   are taken through the augmentation, as stylegan2-ada and DiffAugment do), and the logits are
   those of D's loss, on its own augmented draws."""
@@ -132,7 +118,7 @@ def lecam_penalty(batch: CriticBatch, ema: dict, decay: float) -> tuple[jax.Arra
 def consistency_penalty(critic: Callable[[jax.Array], jax.Array], x: jax.Array,
                         key: jax.Array) -> jax.Array:
   """Balanced consistency regularisation's term (bCR, Zhao et al. 2021): mean over the batch
-  of (D(x) - D(T(x)))^2, T = gen.augment.consistency_transform (a random x-flip and an integer
+  of (D(x) - D(T(x)))^2, T = gen.objectives.augment.consistency_transform (a random x-flip and an integer
   translation within 1/8 of the size) drawn from `key`. Gradients flow through both D(x) and
   D(T(x)), as in the paper."""
   return jnp.mean((critic(x) - critic(augment.consistency_transform(x, key))) ** 2)
@@ -154,11 +140,26 @@ D_REGULARIZERS = {
 }
 
 
-def least_squares(x: jax.Array, target: float) -> jax.Array:
-  """mean((x - target)^2): CycleGAN's generator loss is least_squares(D(G(x)), 1)."""
-  return jnp.mean((x - target) ** 2)
+# The translation families' GAN loss, as the authors' GANLoss (junyanz/pytorch-CycleGAN-and-pix2pix,
+# models/networks.py): a criterion of D's logits against a target label, 1 (real) or 0 (fake):
+# 'ns' (their 'vanilla') binary cross-entropy on the logits, 'lsgan' the mean squared error.
+TRANSLATION_CRITERIA = {
+    "ns": lambda logits, target: jnp.mean(jax.nn.softplus(-logits) if target else jax.nn.softplus(logits)),
+    "lsgan": lambda logits, target: jnp.mean((logits - target) ** 2),
+}
+
+
+def translation_d_loss(kind: str, real: jax.Array, fake: jax.Array) -> jax.Array:
+  """D's loss in CycleGAN and pix2pix: 0.5 (criterion(D(real), 1) + criterion(D(fake), 0))."""
+  criterion = TRANSLATION_CRITERIA[kind]
+  return 0.5 * (criterion(real, 1.0) + criterion(fake, 0.0))
+
+
+def translation_g_loss(kind: str, fake: jax.Array) -> jax.Array:
+  """G's adversarial loss in CycleGAN and pix2pix: criterion(D(G(x)), 1)."""
+  return TRANSLATION_CRITERIA[kind](fake, 1.0)
 
 
 def l1(a: jax.Array, b: jax.Array) -> jax.Array:
-  """mean |a - b|: CycleGAN's cycle-consistency and identity losses."""
+  """mean |a - b|: the cycle-consistency, identity and pix2pix L1 losses."""
   return jnp.mean(jnp.abs(a - b))

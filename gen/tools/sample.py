@@ -1,6 +1,6 @@
 """Samples from a run's latest checkpoint (the EMA generator where the family has one).
 
-  python -m gen.sample --workdir runs/gan --num 1000 --out samples.npz [--seed 0] [--member I]
+  gen sample --workdir runs/gan --num 1000 --out samples.npz [--seed 0] [--member I]
       [--truncation PSI] [--grid grid.png [--per_class K]]
 
 --out writes `images` (uint8 [N, H, W, C]) and, for class-conditional models, `labels`
@@ -16,28 +16,29 @@ each (--per_class, default 8: the draw of `--num C*K` with the same seed, sorted
 for an unconditional one the --num images in a square-ish grid. --out, --grid or both.
 """
 
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import flags
 
-from absl import flags  # pylint: disable=g-import-not-at-top
+from gen.errors import UserError
+from gen.tools import runner
 
-from gen.cli import run_tool  # pylint: disable=g-import-not-at-top
-from gen.errors import UserError  # pylint: disable=g-import-not-at-top
-
-flags.DEFINE_string("workdir", None, "Run directory written by a train_*.py script.", required=True)
-flags.DEFINE_integer("num", 64, "How many images to sample (--out; --grid of an unconditional model).")
-flags.DEFINE_string("out", None, "Output .npz path.")
-flags.DEFINE_integer("member", None, "With a run of several members (seeds, vary): which one.")
-flags.DEFINE_integer("seed", 0, "Sampling seed (independent of the training seed).")
-flags.DEFINE_float("truncation", None, "Truncation trick: redraw latent coordinates with |z| > "
-                   "this (> 0) until inside. Left out: no truncation.")
-flags.DEFINE_string("grid", None, "Output .png: a grid of samples, one row per class for a "
-                    "class-conditional model.")
-flags.DEFINE_integer("per_class", None, "--grid of a class-conditional model: images per class "
-                     "(row). Default 8.")
 FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string("workdir", None, "Run directory written by a train_*.py script.", required=True)
+  flags.DEFINE_integer("num", 64, "How many images to sample (--out; --grid of an unconditional model).")
+  flags.DEFINE_string("out", None, "Output .npz path.")
+  flags.DEFINE_integer("member", None, "With a run of several members (seeds, vary): which one.")
+  flags.DEFINE_integer("seed", 0, "Sampling seed (independent of the training seed).")
+  flags.DEFINE_float("truncation", None, "Truncation trick: redraw latent coordinates with |z| > "
+                     "this (> 0) until inside. Left out: no truncation.")
+  flags.DEFINE_string("grid", None, "Output .png: a grid of samples, one row per class for a "
+                      "class-conditional model.")
+  flags.DEFINE_integer("per_class", None, "--grid of a class-conditional model: images per class "
+                       "(row). Default 8.")
+
 
 PER_CLASS = 8
 
@@ -58,14 +59,16 @@ def main():
     raise UserError(f"--out {FLAGS.out!r} must end in .npz")
   if FLAGS.grid is not None and not FLAGS.grid.lower().endswith(".png"):
     raise UserError(f"--grid {FLAGS.grid!r} must end in .png")
-  import jax  # pylint: disable=g-import-not-at-top
-  from gen import images, latents  # pylint: disable=g-import-not-at-top
-  from gen.families import LatentSampler, Sampler  # pylint: disable=g-import-not-at-top
-  from gen.run_dir import restore_for_inference  # pylint: disable=g-import-not-at-top
+  import jax
+
+  from gen import images
+  from gen.families import LatentSampler, Sampler, Translator
+  from gen.objectives import latents
+  from gen.runs.run_dir import restore_for_inference
   config, family, state = restore_for_inference(FLAGS.workdir, FLAGS.member)
   if not isinstance(family, Sampler):
     raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run, which does not sample images"
-                    + (": use python -m gen.translate" if config.family == "cyclegan" else ""))
+                    + (": use gen translate" if isinstance(family, Translator) else ""))
   options = {}
   if FLAGS.truncation is not None:  # left out: the call (and images) of every earlier version
     if not isinstance(family, LatentSampler):
@@ -91,7 +94,7 @@ def main():
       drawn = out if out is not None else family.sample(state, key, FLAGS.num, **options)
       picture = images.grid(drawn["images"])
       shown = f"{FLAGS.num} images"
-  from gen import processes  # pylint: disable=g-import-not-at-top
+  from gen.train import processes
   if processes.primary():  # every process computed the same images; one writes them
     truncated = f", truncation {FLAGS.truncation:g}" if FLAGS.truncation is not None else ""
     if out is not None:
@@ -107,5 +110,10 @@ def main():
       print(f"wrote {FLAGS.grid}: {shown}{truncated}", file=sys.stderr)
 
 
+def cli() -> None:
+  _define_flags()
+  runner.run(main)
+
+
 if __name__ == "__main__":
-  run_tool(main)
+  cli()

@@ -34,7 +34,7 @@ def initialize(address: str | None = None, count: int | None = None, index: int 
     settings.update(coordinator_address=address, num_processes=count, process_id=index)
   try:
     jax.distributed.initialize(**settings)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
     where = f" as process {index} of {count} at {address}" if address else ""
     raise UserError(f"cannot start jax.distributed{where}: {first}") from None
@@ -59,20 +59,20 @@ def _watch(count: int) -> None:
   instead of waiting forever in a collective with a peer that will never answer. (When the
   coordinator, process 0, itself dies, the runtime ends the others at once with its own
   fatal message; that path cannot be intercepted from Python.)"""
-  from jax._src import distributed  # pylint: disable=g-import-not-at-top
+  from jax._src import distributed
   client, everyone, me = distributed.global_state.client, list(range(count)), jax.process_index()
   while True:
     time.sleep(POLL_SECONDS)
     try:
       live = set(client.get_live_nodes(everyone))
-    except Exception:  # pylint: disable=broad-except  # shut down, or the coordinator is gone
+    except Exception:  # shut down, or the coordinator is gone
       return
     missing = sorted(set(everyone) - live - {me})
     if missing and not _finishing.is_set():
       print(f"error: process {', '.join(map(str, missing))} of this {count}-process run stopped "
             f"(died or lost contact); process {me} stops too; run the "
             f"same commands again to resume from the last checkpoint", file=sys.stderr, flush=True)
-      os._exit(3)  # pylint: disable=protected-access  # a normal exit would wait on the dead peer
+      os._exit(3)  # a normal exit would wait on the dead peer
 
 
 def await_peer_verdict() -> None:
@@ -90,16 +90,16 @@ def finish() -> None:
   process exits while others need it; a peer that dies meanwhile ends this with one line."""
   if jax.process_count() == 1:
     return
-  from jax._src import distributed  # pylint: disable=g-import-not-at-top
+  from jax._src import distributed
   _finishing.set()
   client, me = distributed.global_state.client, jax.process_index()
   try:
     client.wait_at_barrier("gen-finish", _heartbeat_timeout[0] * 1000 + 600_000)
-  except Exception as e:  # pylint: disable=broad-except
+  except Exception as e:
     first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
     print(f"error: process {me} finished, but not every process of the run did ({first})",
           file=sys.stderr, flush=True)
-    os._exit(3)  # pylint: disable=protected-access
+    os._exit(3)
   # The others disconnect first; the coordinator (process 0) leaves last. (A recoverable
   # service does not hold its own shutdown for them, and a client that disconnects from a
   # vanished service is aborted by the runtime.)
@@ -111,7 +111,7 @@ def finish() -> None:
     try:
       if set(client.get_live_nodes(list(range(jax.process_count())))) <= {0}:
         return
-    except Exception:  # pylint: disable=broad-except
+    except Exception:
       return
     time.sleep(0.05)
 
@@ -125,5 +125,5 @@ def any_process(flag: bool) -> bool:
   """Whether `flag` holds on any process (every process gets the same answer)."""
   if jax.process_count() == 1:
     return bool(flag)
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  from jax.experimental import multihost_utils
   return bool(np.asarray(multihost_utils.process_allgather(np.asarray(flag))).any())

@@ -1,11 +1,11 @@
 """A sweep: one run per combination of structural settings, seeds and `vary` inside each run.
 
-  python -m gen.sweep --workdir runs/abl --config gen/configs/gan.py \\
+  gen sweep --workdir runs/abl --config gen/configs/gan.py \\
       --grid loss.kind=ns,hinge --grid model.spectral_norm=False,True --seeds 3 \\
       [--config.num_steps=1000 ...] [--parallel 2]
-  python -m gen.report runs/abl          # results.md / .csv, curves.png, report.html
+  gen report runs/abl          # results.md / .csv, curves.png, report.html
 
-Each combination of the --grid lists is a `python -m gen.train` run in its own
+Each combination of the --grid lists is a `gen train` run in its own
 sub-directory (`loss.kind=ns,model.spectral_norm=False/`, with its config.json
 and train.log); --seeds and --config.vary become members inside every run (one
 program per combination; see gen.members). Any other --config.* override
@@ -28,23 +28,25 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import flags
+from ml_collections import config_flags
 
-from absl import flags  # pylint: disable=g-import-not-at-top
-from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+from gen.errors import UserError
+from gen.tools import runner
 
-from gen.cli import flag_errors, run_tool  # pylint: disable=g-import-not-at-top
-from gen.errors import UserError  # pylint: disable=g-import-not-at-top
-
-flags.DEFINE_string("workdir", None, "Sweep directory: one sub-directory per run.", required=True)
-flags.DEFINE_multi_string("grid", [], "NAME=V1,V2,...: a structural setting to compare (repeatable).")
-flags.DEFINE_integer("seeds", None, "Members per run, seeded seed, seed+1, ... (config.seeds).")
-flags.DEFINE_integer("parallel", 1, "Runs at a time (each its own process).")
-with flag_errors(sys.argv):
-  config_flags.DEFINE_config_file("config", None, "Config file, e.g. gen/configs/gan.py[:variant].",
-                                  lock_config=True)
-flags.mark_flag_as_required("config")
 FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string("workdir", None, "Sweep directory: one sub-directory per run.", required=True)
+  flags.DEFINE_multi_string("grid", [], "NAME=V1,V2,...: a structural setting to compare (repeatable).")
+  flags.DEFINE_integer("seeds", None, "Members per run, seeded seed, seed+1, ... (config.seeds).")
+  flags.DEFINE_integer("parallel", 1, "Runs at a time (each its own process).")
+  with runner.flag_errors():
+    config_flags.DEFINE_config_file("config", None, "Config file, e.g. gen/configs/gan.py[:variant].",
+                                    lock_config=True)
+  flags.mark_flag_as_required("config")
+
 
 DONE = "sweep_done.json"
 
@@ -86,7 +88,7 @@ def parse_value(name: str, text: str, old):
 
 
 def parse_grid(grid: list[str], config) -> list[tuple[str, list]]:
-  from gen import members  # pylint: disable=g-import-not-at-top
+  from gen.train import members
   out = []
   for item in grid:
     name, sep, values = item.partition("=")
@@ -123,7 +125,7 @@ def _last_error(log_path: str) -> str:
 
 
 def main():
-  with flag_errors(sys.argv):  # config_flags reports a file it could not load on first use
+  with runner.flag_errors():  # config_flags reports a file it could not load on first use
     config = FLAGS.config
     config.get("family")
   if FLAGS.parallel < 1:
@@ -157,14 +159,14 @@ def main():
     if _finished(run_dir):
       print(f"{r['dir']}: finished earlier, skipped", file=sys.stderr, flush=True)
       continue
-    args = [sys.executable, "-m", "gen.train", f"--workdir={run_dir}", *forwarded,
+    args = [sys.executable, "-m", "gen", "train", f"--workdir={run_dir}", *forwarded,
             *(f"--config.{k}={v}" for k, v in r["values"].items())]
     todo.append((r["dir"], run_dir, args))
 
   running: dict = {}
   failed, stopping = [], []
 
-  def forward(signum, frame):  # pylint: disable=unused-argument
+  def forward(signum, frame):
     stopping.append(signum)
     for proc, *_ in running.values():
       proc.send_signal(signum)
@@ -176,7 +178,7 @@ def main():
       while queue and len(running) < FLAGS.parallel and not stopping:
         name, run_dir, args = queue.pop(0)
         os.makedirs(run_dir, exist_ok=True)
-        log = open(os.path.join(run_dir, "train.log"), "a")  # pylint: disable=consider-using-with
+        log = open(os.path.join(run_dir, "train.log"), "a")  # noqa: SIM115  closed when it ends
         print(f"{name}: started", file=sys.stderr, flush=True)
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
         running[name] = (proc, log, run_dir, time.time())
@@ -207,10 +209,15 @@ def main():
     return
   if failed:
     raise UserError(f"{len(failed)} of {len(runs)} runs failed: {', '.join(failed)}; the others "
-                    f"finished (python -m gen.report {FLAGS.workdir})")
-  print(f"sweep finished: {len(runs)} runs in {FLAGS.workdir} (python -m gen.report "
+                    f"finished (gen report {FLAGS.workdir})")
+  print(f"sweep finished: {len(runs)} runs in {FLAGS.workdir} (gen report "
         f"{FLAGS.workdir})", file=sys.stderr, flush=True)
 
 
+def cli() -> None:
+  _define_flags()
+  runner.run(main, processes=False)
+
+
 if __name__ == "__main__":
-  run_tool(main, processes=False)
+  cli()

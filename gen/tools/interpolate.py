@@ -1,9 +1,9 @@
 """A walk through a generator's latent space, as an animated GIF and a PNG strip.
 
-  python -m gen.interpolate --workdir runs/gan --out walk.gif [--seeds 0,1,2] [--steps 16]
+  gen interpolate --workdir runs/gan --out walk.gif [--seeds 0,1,2] [--steps 16]
       [--truncation PSI] [--label C] [--member I] [--noloop] [--frame_ms 100]
 
-Each seed gives one latent, the one `python -m gen.sample --seed S --num 1` draws (with the same
+Each seed gives one latent, the one `gen sample --seed S --num 1` draws (with the same
 --truncation); the walk goes from each to the next along the great circle (spherical
 interpolation, gen.latents.slerp), --steps frames per leg, the first frame of a leg being its
 seed's image, and back to the first seed (left out with --noloop, which ends on the last seed).
@@ -17,25 +17,26 @@ of every frame side by side (height H, width frames x W).
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import flags
 
-from absl import flags  # pylint: disable=g-import-not-at-top
+from gen.errors import UserError
+from gen.tools import runner
 
-from gen.cli import run_tool  # pylint: disable=g-import-not-at-top
-from gen.errors import UserError  # pylint: disable=g-import-not-at-top
-
-flags.DEFINE_string("workdir", None, "Run directory of a GAN (or VAE) run.", required=True)
-flags.DEFINE_string("out", None, "Output .gif path; the strip goes to the same path with .png.",
-                    required=True)
-flags.DEFINE_string("seeds", "0,1,2", "Comma-separated sampling seeds, one latent each (>= 2).")
-flags.DEFINE_integer("steps", 16, "Frames per leg (from one seed's latent towards the next), >= 2.")
-flags.DEFINE_float("truncation", None, "Truncation trick for the seeds' latents (as gen.sample).")
-flags.DEFINE_integer("label", None, "Class of every frame, for a class-conditional model (default 0).")
-flags.DEFINE_integer("member", None, "With a run of several members (seeds, vary): which one.")
-flags.DEFINE_bool("loop", True, "Walk back to the first seed (a seamless loop); --noloop ends on "
-                  "the last seed.")
-flags.DEFINE_integer("frame_ms", 100, "Milliseconds per GIF frame.")
 FLAGS = flags.FLAGS
+
+
+def _define_flags() -> None:
+  flags.DEFINE_string("workdir", None, "Run directory of a GAN (or VAE) run.", required=True)
+  flags.DEFINE_string("out", None, "Output .gif path; the strip goes to the same path with .png.",
+                      required=True)
+  flags.DEFINE_string("seeds", "0,1,2", "Comma-separated sampling seeds, one latent each (>= 2).")
+  flags.DEFINE_integer("steps", 16, "Frames per leg (from one seed's latent towards the next), >= 2.")
+  flags.DEFINE_float("truncation", None, "Truncation trick for the seeds' latents (as gen.sample).")
+  flags.DEFINE_integer("label", None, "Class of every frame, for a class-conditional model (default 0).")
+  flags.DEFINE_integer("member", None, "With a run of several members (seeds, vary): which one.")
+  flags.DEFINE_bool("loop", True, "Walk back to the first seed (a seamless loop); --noloop ends on "
+                    "the last seed.")
+  flags.DEFINE_integer("frame_ms", 100, "Milliseconds per GIF frame.")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -58,7 +59,7 @@ def frame_count(seeds: int, steps: int, loop: bool) -> int:
 
 def write_gif(path: str, frames, frame_ms: int) -> None:
   """uint8 [T, H, W, C] -> an animated GIF that loops forever (written whole, then renamed)."""
-  from PIL import Image  # pylint: disable=g-import-not-at-top
+  from PIL import Image
   pictures = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f) for f in frames]
   os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
   tmp = path + ".tmp.gif"
@@ -77,12 +78,14 @@ def main():
     raise UserError(f"--frame_ms={FLAGS.frame_ms} must be >= 1")
   if not FLAGS.out.lower().endswith(".gif"):
     raise UserError(f"--out {FLAGS.out!r} must end in .gif (the PNG strip goes beside it)")
-  import jax  # pylint: disable=g-import-not-at-top
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from gen import images, latents  # pylint: disable=g-import-not-at-top
-  from gen.families import LatentSampler  # pylint: disable=g-import-not-at-top
-  from gen.run_dir import restore_for_inference  # pylint: disable=g-import-not-at-top
+  import jax
+  import jax.numpy as jnp
+  import numpy as np
+
+  from gen import images
+  from gen.families import LatentSampler
+  from gen.objectives import latents
+  from gen.runs.run_dir import restore_for_inference
   config, family, state = restore_for_inference(FLAGS.workdir, FLAGS.member)
   if not isinstance(family, LatentSampler):
     raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run: gen.interpolate needs a "
@@ -101,7 +104,7 @@ def main():
   labels = np.full(len(path), label, np.int32) if classes else None
   frames = family.generate_images(state, path, labels)
   strip_path = os.path.splitext(FLAGS.out)[0] + ".png"
-  from gen import processes  # pylint: disable=g-import-not-at-top
+  from gen.train import processes
   if processes.primary():  # every process computed the same frames; one writes them
     try:
       write_gif(FLAGS.out, frames, FLAGS.frame_ms)
@@ -113,5 +116,10 @@ def main():
           f"{', looped' if FLAGS.loop else ''}) and {strip_path} ({h}x{n * w})", file=sys.stderr)
 
 
+def cli() -> None:
+  _define_flags()
+  runner.run(main)
+
+
 if __name__ == "__main__":
-  run_tool(main)
+  cli()

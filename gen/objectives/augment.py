@@ -37,7 +37,7 @@ Three mechanisms; gen/families/gan.py wires them into the GAN step (config `augm
                p is adapted from r_t = E[sign(D(real))] (`ada_adjust`).
   bCR's T      Zhao et al. 2021, "Improved Consistency Regularization for GANs": a random
                x-flip (probability 1/2) and a DiffAugment translation (1/8, zero fill),
-               `consistency_transform`; the penalty is in gen/losses.py.
+               `consistency_transform`; the penalty is in gen/objectives/losses.py.
 
 Everything works on NHWC images in [-1, 1] of any size, is pure JAX, differentiable w.r.t.
 the images, and draws randomness only from an explicit key. Each augmentation comes in two
@@ -131,13 +131,13 @@ def check_config(config, info) -> None:
 
 
 @dataclasses.dataclass(frozen=True)
-class Augment:
+class DiscriminatorAugment:
   """What the config turns on: `augment(x, key, p)` = DiffAugment(ADA(x, p)); identity if off."""
   diffaugment: tuple[str, ...] = ()
   ada: tuple[str, ...] = ()
 
   @classmethod
-  def from_config(cls, config) -> "Augment":
+  def from_config(cls, config) -> DiscriminatorAugment:
     a = config.get("augment") or {}
     return cls(parse_diffaugment(a.get("diffaugment", "")), parse_ada(a.get("ada", "")))
 

@@ -7,9 +7,10 @@ Members are the combinations of the `vary` lists (their product, the first name 
 slowest) times `seeds`: member i has combination i // seeds and seed config.seed + i % seeds,
 so every combination runs on the same seeds (a paired comparison). Each member's state and
 step key come from its own seed; its varied values enter the step as traced numbers
-(`Family.setting`), so one compiled, vmapped step trains them all. Only settings a family
-lists in `numeric_settings` can vary: anything that changes the program (an architecture,
-a loss kind, an image size) is a separate run, which `python -m gen.sweep --grid` makes.
+(`gen.families.Family.setting`), so one compiled step trains them all. Only settings a
+family lists in `numeric_settings` can vary, and only those its step reads: anything that
+changes the program (an architecture, a loss kind, an image size) is a separate run, which
+`gen sweep --grid` makes.
 
 Data: by default every member sees the same batches (common random numbers: their
 differences are the model's, not the data order's); `data.member_order=True` gives each
@@ -25,7 +26,7 @@ import math
 
 import numpy as np
 
-from gen import checks
+from gen.configs import checks
 from gen.errors import UserError
 
 NAN_POLICIES = ("stop", "drop")
@@ -143,7 +144,7 @@ def from_config(config, family_cls, info) -> Members | None:
       allowed = ", ".join(family_cls.numeric_settings) or "none"
       raise UserError(f"vary: {name} is structural for the {config.family} family (it changes "
                       f"the program, not a number in the step); compare it in separate runs with "
-                      f"python -m gen.sweep --grid {name}={','.join(texts)} (vary takes: {allowed})")
+                      f"gen sweep --grid {name}={','.join(texts)} (vary takes: {allowed})")
     values = []
     for t in texts:
       try:

@@ -6,7 +6,7 @@ the way a user sets them (`--config.optim.g_lr`).
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 from gen.errors import UserError
 

@@ -1,4 +1,4 @@
-"""Train-state pytrees. Optimizers are static fields, everything else is a leaf to checkpoint."""
+"""What a train state is made of: one network's parts, the per-step key and the EMA."""
 
 from typing import Any
 
@@ -10,27 +10,28 @@ import optax
 
 @flax.struct.dataclass
 class ModelState:
-  """One network: parameters, mutable collections (BN statistics, spectral-norm vectors), optimizer."""
+  """One network: parameters, mutable collections (BN statistics, spectral-norm vectors) and
+  optimizer state.
+
+  The optimizer itself is not kept: a family builds it from its current settings at every
+  step (a member's own, when `config.vary` varies them), so `apply_gradients` must be given it.
+  """
   params: Any
   batch_stats: Any
   opt_state: Any
-  tx: optax.GradientTransformation = flax.struct.field(pytree_node=False)
 
   @classmethod
   def create(cls, variables, tx: optax.GradientTransformation) -> "ModelState":
     params = variables["params"]
     return cls(params=params, batch_stats=variables.get("batch_stats", {}),
-               opt_state=tx.init(params), tx=tx)
+               opt_state=tx.init(params))
 
   @property
   def variables(self) -> dict:
     return {"params": self.params, "batch_stats": self.batch_stats}
 
-  def apply_gradients(self, grads, tx: optax.GradientTransformation | None = None,
-                      **changes) -> "ModelState":
-    """`tx` (default: the one the state was created with) may be rebuilt from a member's
-    settings (gen.members): same optimizer, same state layout, other hyper-parameters."""
-    updates, opt_state = (tx or self.tx).update(grads, self.opt_state, self.params)
+  def apply_gradients(self, grads, tx: optax.GradientTransformation, **changes) -> "ModelState":
+    updates, opt_state = tx.update(grads, self.opt_state, self.params)
     return self.replace(params=optax.apply_updates(self.params, updates), opt_state=opt_state,
                         **changes)
 

@@ -1,6 +1,6 @@
 """Results of a run or a sweep: a table per combination over seeds, curves and one HTML page.
 
-  python -m gen.report runs/abl        # a sweep (gen.sweep) or a single run, with or without members
+  gen report runs/abl        # a sweep (gen sweep) or a single run, with or without members
 
 Writes into PATH:
   results.md / results.csv  one row per combination (the sweep's grid values and the members'
@@ -20,7 +20,6 @@ import base64
 import csv
 import dataclasses
 import html
-import io
 import json
 import math
 import os
@@ -30,6 +29,8 @@ import sys
 import numpy as np
 
 from gen.errors import UserError
+from gen.metrics import direction
+from gen.train.members import parse_vary
 
 _TIMING = ("steps_per_sec", "images_per_sec")
 
@@ -81,13 +82,14 @@ def load_run(run_dir: str, grid_values: dict) -> list[Combination]:
   """A run's combinations: one per set of varied values (its members of other seeds pooled)."""
   config = _config(run_dir)
   prefix = config.get("eval", {}).get("split", "test") + "_"
+  varied_names = [name for name, _ in parse_vary(config.get("vary", ""))]  # members' settings
   by_member: dict = {}
   for row in _rows(os.path.join(run_dir, "metrics.jsonl")):
     by_member.setdefault(row.get("member"), []).append(row)
   combos: dict = {}
   seconds = 0.0
   for index, rows in sorted(by_member.items(), key=lambda kv: -1 if kv[0] is None else kv[0]):
-    varied = {k: v for k, v in rows[0].items() if "." in k}
+    varied = {k: rows[0][k] for k in varied_names if k in rows[0]}
     seed = rows[0].get("seed", config.get("seed", 0))
     train = [r for r in rows if not any(k.startswith(prefix) for k in r) and "dropped" not in r]
     evals = [r for r in rows if any(k.startswith(prefix) for k in r)]
@@ -128,11 +130,6 @@ def load(path: str) -> tuple[list[Combination], dict]:
 # -- the table ---------------------------------------------------------------------
 
 
-def _direction(name: str):
-  from gen.metrics import better  # pylint: disable=g-import-not-at-top
-  return better(name)
-
-
 def _mean_std(xs: list[float]) -> tuple[float, float, int]:
   xs = [x for x in xs if x is not None and math.isfinite(x)]
   if not xs:
@@ -149,7 +146,7 @@ def table(combos: list[Combination]) -> tuple[list[str], list[dict], dict]:
                        - {k for c in combos for k in c.values})
   setting_names = list(dict.fromkeys(k for c in combos for k in c.values))
   metric_cols = ([f"final {n}" for n in eval_names] + [f"best {n}" for n in eval_names
-                                                        if _direction(n)]
+                                                        if direction(n)]
                  if eval_names else [f"final {n}" for n in train_names])
   rows = []
   for c in combos:
@@ -167,16 +164,16 @@ def table(combos: list[Combination]) -> tuple[list[str], list[dict], dict]:
         if kind == "final":
           per_seed.append(series[-1])
         else:
-          per_seed.append(min(series) if _direction(name) == "min" else max(series))
+          per_seed.append(min(series) if direction(name) == "min" else max(series))
       row[col] = _mean_std(per_seed)
     rows.append(row)
   best = {}
   for col in metric_cols:
     name = col.split(" ", 1)[1]
-    direction = _direction(name) if eval_names else None
+    way = direction(name) if eval_names else None
     means = [r[col][0] for r in rows]
-    if direction and len(rows) > 1 and any(math.isfinite(m) for m in means):
-      pick = np.nanargmin if direction == "min" else np.nanargmax
+    if way and len(rows) > 1 and any(math.isfinite(m) for m in means):
+      pick = np.nanargmin if way == "min" else np.nanargmax
       best[col] = int(pick(np.asarray(means, np.float64)))
   return setting_names + ["n", "steps", "train time (s)"] + metric_cols, rows, best
 
@@ -224,9 +221,9 @@ def _label(c: Combination) -> str:
 
 
 def curves(combos: list[Combination], path: str) -> None:
-  import matplotlib  # pylint: disable=g-import-not-at-top
+  import matplotlib
   matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import matplotlib.pyplot as plt
   panels = []
   for source in ("eval", "train"):
     names = sorted({k for c in combos for m in c.members for r in getattr(m, source) for k in r}
@@ -310,12 +307,14 @@ def page(path: str, title: str, description: dict, md_columns, rows, best, combo
                                f"<figcaption>{e(os.path.basename(p))}</figcaption></figure>"
                                for p in pictures.values()))
   sweep = description.get("sweep") or {}
+  sweep_line = (f"<p>sweep: <code>{e(' '.join(sweep.get('config', [])))}</code>, grid "
+                f"<code>{e(json.dumps(sweep.get('grid')))}</code></p>" if sweep else "")
   doc = f"""<!doctype html><html><head><meta charset="utf-8"><title>{e(title)}</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1400px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}pre{{background:#f6f6f6;padding:1em;
 max-height:30em;overflow:auto}}</style></head><body>
 <h1>{e(title)}</h1>
-{f"<p>sweep: <code>{e(' '.join(sweep.get('config', [])))}</code>, grid <code>{e(json.dumps(sweep.get('grid')))}</code></p>" if sweep else ""}
+{sweep_line}
 <h2>Results</h2><p>mean ± std over seeds; bold: the best mean of its column.</p>
 <table><tr>{head}</tr>{body}</table>
 <h2>Curves</h2><img src="data:image/png;base64,{curves_png}" style="max-width:100%">
@@ -344,10 +343,14 @@ def report(path: str) -> str:
 
 def main(args: list[str]) -> None:
   if len(args) != 1:
-    raise UserError("usage: python -m gen.report PATH (a run or a sweep directory)")
+    raise UserError("usage: gen report PATH (a run or a sweep directory)")
   print(report(args[0]), end="")
 
 
+def cli() -> None:
+  from gen.tools import runner
+  runner.run(main, takes_args=True, processes=False)
+
+
 if __name__ == "__main__":
-  from gen.cli import run_tool  # pylint: disable=g-import-not-at-top
-  run_tool(main, takes_args=True, processes=False)
+  cli()

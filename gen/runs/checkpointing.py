@@ -1,12 +1,17 @@
 """Orbax checkpoints of the full train state plus a small JSON record per step.
 
-Layout: `workdir/checkpoints/<step>/{state,meta}`. `state` is the whole
-TrainState pytree (params, optimizer states, EMA, step, base key); `meta` holds
-what is not an array: the family, the data position and the dataset's shape.
+Layout: `<run>/checkpoints/<step>/{state,meta}`. `state` is the whole train state pytree
+(params, optimizer states, EMA, step, base key); `meta` holds what is not an array: the
+family, the data position and the dataset's shape.
+
+A state's optional parts (its fields that are None, see gen.families.Family.init_state) are
+left out of `state`: a checkpoint holds the same tree whether or not the state class has
+optional parts the run does not use, so states grow without breaking earlier checkpoints.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -43,7 +48,7 @@ class Checkpointer:
 
   def save(self, step: int, state: Any, meta: dict, metrics: dict | None = None) -> None:
     """Starts an asynchronous save; `wait()` blocks until it is on disk."""
-    self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(state),
+    self._manager.save(step, args=ocp.args.Composite(state=ocp.args.StandardSave(_stored(state)),
                                                      meta=ocp.args.JsonSave(meta)),
                        metrics=metrics, force=True)
 
@@ -54,10 +59,10 @@ class Checkpointer:
       raise UserError(f"no checkpoint in {self.directory}")
     try:
       out = self._manager.restore(step, args=ocp.args.Composite(
-          state=ocp.args.StandardRestore(abstract_state), meta=ocp.args.JsonRestore()))
+          state=ocp.args.StandardRestore(_stored(abstract_state)), meta=ocp.args.JsonRestore()))
     except Exception as e:  # orbax raises many types for unreadable or mismatched trees
       raise _restore_error(step, self.directory, e) from None
-    return out.state, dict(out.meta)
+    return _unstored(abstract_state, out.state), dict(out.meta)
 
   def restore_latest_usable(self, abstract_state: Any, family: str) -> tuple[Any, dict] | None:
     """The newest checkpoint that restores, or None if there is none at all.
@@ -113,24 +118,41 @@ class Checkpointer:
       raise UserError(f"no checkpoint in {self.directory}")
     try:
       out = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-    except Exception as e:  # pylint: disable=broad-except
+    except Exception as e:  # any failure to read is reported in one line
       raise _restore_error(step, self.directory, e) from None
     return dict(out.meta)
 
-  def latest_readable_meta(self) -> dict:
-    """The meta of the newest checkpoint whose meta can be read (read-only: moves nothing)."""
+  def latest_readable_meta(self) -> dict | None:
+    """The meta of the newest checkpoint whose meta can be read, None if there is none
+    (read-only: moves nothing)."""
     for step in sorted(self._manager.all_steps(), reverse=True):
       try:
         return self.read_meta(step)
       except Unreadable:
         continue
-    raise UserError(f"no readable checkpoint in {self.directory}")
+    return None
 
   def wait(self) -> None:
     self._manager.wait_until_finished()
 
   def close(self) -> None:
     self._manager.close()
+
+
+def _stored(state: Any) -> Any:
+  """What a checkpoint holds of `state`: a dataclass state as the dict of its fields that are
+  not None (optional parts the run does not use are left out)."""
+  if not dataclasses.is_dataclass(state):
+    return state
+  return {f.name: getattr(state, f.name) for f in dataclasses.fields(state)
+          if f.metadata.get("pytree_node", True) and getattr(state, f.name) is not None}
+
+
+def _unstored(template: Any, stored: Any) -> Any:
+  """The state of `template`'s class from what `_stored` kept."""
+  if not dataclasses.is_dataclass(template):
+    return stored
+  return template.replace(**stored)
 
 
 class Unreadable(UserError):
@@ -166,7 +188,7 @@ def _all_processes_agree(unreadable: bool, step: int) -> bool:
   """Whether every process found checkpoint `step` unreadable; an error where they differ."""
   if jax.process_count() == 1:
     return unreadable
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  from jax.experimental import multihost_utils
   votes = multihost_utils.process_allgather(np.asarray(unreadable))
   if votes.any() and not votes.all():
     raise UserError(f"checkpoint {step} is unreadable on processes "
@@ -177,7 +199,7 @@ def _all_processes_agree(unreadable: bool, step: int) -> bool:
 
 def _sync_processes(name: str) -> None:
   if jax.process_count() > 1:
-    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    from jax.experimental import multihost_utils
     multihost_utils.sync_global_devices(name)
 
 

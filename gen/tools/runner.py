@@ -1,4 +1,7 @@
-"""What every entry point shares: flags, optional multi-host start-up, one-line errors."""
+"""The one start-up path of every command-line tool: absl flags (with one-line errors for bad
+ones), quiet library logs, optional multi-process start-up, and one-line errors for anything
+a user can fix. `run(main)` is all a tool calls.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +10,11 @@ import os
 import re
 import sys
 
+from absl import app, flags, logging
+
 from gen.errors import UserError
 
-CONFIG_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "configs")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter quiet
 
 
 @contextlib.contextmanager
@@ -22,7 +27,7 @@ def user_errors():
     sys.exit(2)
   except Exception:  # in a multi-process run most likely a dead peer: say that, if so
     if "jax" in sys.modules and sys.modules["jax"].process_count() > 1:
-      from gen import processes  # pylint: disable=g-import-not-at-top
+      from gen.train import processes
       processes.await_peer_verdict()
     raise
 
@@ -59,19 +64,18 @@ def _flag_error(e: Exception, argv: list[str]) -> str:
 
 
 @contextlib.contextmanager
-def flag_errors(argv: list[str]):
+def flag_errors():
   """A bad flag or config override -> one `error:` line and exit 2."""
   try:
     yield
-  except Exception as e:  # pylint: disable=broad-except
-    print(f"error: {_flag_error(e, argv)}", file=sys.stderr, flush=True)
+  except Exception as e:  # absl and ml_collections raise many kinds
+    print(f"error: {_flag_error(e, sys.argv)}", file=sys.stderr, flush=True)
     sys.exit(2)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, with flag_errors."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
-  with flag_errors(argv):
+  with flag_errors():
     return flags.FLAGS(argv)
 
 
@@ -79,13 +83,11 @@ def quiet_logs() -> None:
   """Library logs at ERROR only: orbax and TFDS log every file they touch, and warn about
   choices made on purpose (read-only checkpoint managers, unprepared dataset folders); what a
   user must know, gen prints itself."""
-  from absl import logging  # pylint: disable=g-import-not-at-top
   logging.set_verbosity(logging.ERROR)
 
 
 def define_process_flags() -> None:
-  """The multi-process flags every entry point takes (see README, Devices)."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
+  """The multi-process flags every entry point takes (see docs/devices.md)."""
   if "coordinator_address" in flags.FLAGS:
     return
   flags.DEFINE_bool("distributed", False, "Start jax.distributed with the cluster's own "
@@ -111,7 +113,6 @@ def start_processes() -> None:
   """jax.distributed.initialize from --coordinator_address/--num_processes/--process_id (or
   their JAX_* variables), or with auto-detection under --distributed; nothing otherwise.
   Must run before JAX touches a device. CPU processes talk over gloo collectives."""
-  from absl import flags  # pylint: disable=g-import-not-at-top
   f = flags.FLAGS
   address = _from_env(f.coordinator_address, "JAX_COORDINATOR_ADDRESS")
   count = _from_env(f.num_processes, "JAX_NUM_PROCESSES", int)
@@ -127,21 +128,20 @@ def start_processes() -> None:
                       "(or $JAX_NUM_PROCESSES and $JAX_PROCESS_ID)")
     if count < 1 or not 0 <= index < count:
       raise UserError(f"--process_id={index} must be in 0..{count - 1} (--num_processes={count})")
-  from gen import processes  # pylint: disable=g-import-not-at-top
+  from gen.train import processes
   processes.initialize(address, count, index, f.heartbeat_timeout)
 
 
 def _finish_processes() -> None:
-  import jax  # pylint: disable=g-import-not-at-top
+  import jax
   if jax.process_count() > 1:
-    from gen import processes  # pylint: disable=g-import-not-at-top
+    from gen.train import processes
     processes.finish()
 
 
-def run_tool(main, takes_args: bool = False, processes: bool = True) -> None:
-  """Runs `main()` (or `main(args)`, the positional arguments) as a `python -m gen.*` tool:
-  absl flags (and, with `processes`, the multi-process ones), quiet logs, one-line errors."""
-  from absl import app  # pylint: disable=g-import-not-at-top
+def run(main, takes_args: bool = False, processes: bool = True) -> None:
+  """Runs `main()` (or `main(args)`, the positional arguments) as a tool: absl flags (and, with
+  `processes`, the multi-process ones), quiet logs, one-line errors."""
   if processes:
     define_process_flags()
 
@@ -160,39 +160,3 @@ def run_tool(main, takes_args: bool = False, processes: bool = True) -> None:
         _finish_processes()
 
   app.run(wrapped, flags_parser=parse_flags)
-
-
-def train_main(family: str | None = None) -> None:
-  """`train_<family>.py` (family set) or `python -m gen.train` (any family, --config required):
-  --workdir, --config=<file>[:variant] and --config.a.b=value overrides."""
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's start-up chatter quiet
-  from absl import app, flags  # pylint: disable=g-import-not-at-top
-  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
-
-  flags.DEFINE_string("workdir", None, "Run directory: checkpoints, samples, metrics.jsonl.")
-  define_process_flags()
-  default = os.path.join(CONFIG_DIR, f"{family}.py") if family else None
-  with flag_errors(sys.argv):  # config_flags applies --config.* overrides already here
-    config_flags.DEFINE_config_file(
-        "config", default, f"Config file, e.g. gen/configs/{family or 'gan'}.py[:variant].",
-        lock_config=True)
-  flags.mark_flags_as_required(["workdir"] + ([] if family else ["config"]))
-  flags_ = flags.FLAGS
-
-  def main(argv):
-    quiet_logs()
-    with user_errors():
-      if len(argv) > 1:
-        raise UserError(f"unexpected arguments: {' '.join(argv[1:])}")
-      with flag_errors(sys.argv):  # config_flags may load the file only now
-        config = flags_.config
-        config_family = config.get("family")
-      start_processes()
-      if family and config_family != family:
-        raise UserError(f"config {flags_['config'].config_filename!r} is for family "
-                        f"{config_family!r}, not {family!r}")
-      from gen import trainer  # pylint: disable=g-import-not-at-top
-      trainer.train(config, flags_.workdir)
-      _finish_processes()
-
-  app.run(main, flags_parser=parse_flags)

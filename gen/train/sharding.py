@@ -10,7 +10,8 @@ import math
 
 import jax
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from gen.errors import UserError
 
@@ -92,13 +93,13 @@ def to_host(tree):
   array spans processes (then gathered over them)."""
   def get(x):
     if isinstance(x, jax.Array) and not (x.is_fully_addressable or x.is_fully_replicated):
-      from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+      from jax.experimental import multihost_utils
       return np.asarray(multihost_utils.process_allgather(x, tiled=True))
     return np.asarray(jax.device_get(x))
   return jax.tree.map(get, tree)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _taker(replicated: NamedSharding):
   return jax.jit(lambda state, i: jax.tree.map(lambda x: x[i], state), out_shardings=replicated)
 

@@ -1,8 +1,8 @@
-"""Where a run's scalars go: workdir/metrics.jsonl, TensorBoard events and a console line.
+"""Where a run's scalars go: metrics.jsonl, TensorBoard events and a console line.
 
-A run with members (gen.members) writes one row per member, tagged with `member`, its `seed`
-and its varied values, and one TensorBoard run per member (tensorboard/member_<i>/), so
-TensorBoard overlays the members' curves.
+A run with members (gen.train.members) writes one row per member, tagged with `member`, its
+`seed` and its varied values, and one TensorBoard run per member (tensorboard/member_<i>/),
+so TensorBoard overlays the members' curves.
 """
 
 from __future__ import annotations
@@ -18,18 +18,18 @@ import numpy as np
 
 class RunLog:
 
-  def __init__(self, workdir: str, total_steps: int, members=None):
-    self.path = os.path.join(workdir, "metrics.jsonl")
+  def __init__(self, run, total_steps: int, members=None):
+    """`run`: a gen.runs.run_dir.RunDir; `members`: gen.train.members.Members, or None."""
+    self.path = run.metrics
     self.total_steps = total_steps
-    self.members = members  # gen.members.Members, or None
-    self._workdir = workdir
+    self.members = members
+    self._run = run
     self._tbs = {}
 
   def _tb(self, member: int | None):
     if member not in self._tbs:
-      from flax.metrics import tensorboard as flax_tb  # pylint: disable=g-import-not-at-top
-      sub = "tensorboard" if member is None else os.path.join("tensorboard", f"member_{member:02d}")
-      self._tbs[member] = flax_tb.SummaryWriter(os.path.join(self._workdir, sub))
+      from flax.metrics import tensorboard as flax_tb  # imports TensorFlow: only once writing
+      self._tbs[member] = flax_tb.SummaryWriter(self._run.tensorboard(member))
     return self._tbs[member]
 
   def truncate_after(self, step: int) -> None:
@@ -87,7 +87,7 @@ class Meter:
     self._steps = 0
 
   def add(self, values: dict, valid: dict, num_steps: int) -> None:
-    """values[name][k] counts in the mean where valid[name][k] (see gen.families.Sometimes)."""
+    """values[name][k] counts in the mean where valid[name][k] (see gen.families.base.Sometimes)."""
     self._chunks.append((values, valid))
     self._steps += num_steps
 

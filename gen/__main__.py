@@ -1,0 +1,5 @@
+"""`python -m gen TOOL ...` is the `gen TOOL ...` command."""
+
+from gen.tools import main
+
+main()
