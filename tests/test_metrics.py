@@ -110,14 +110,29 @@ def test_clean_resize_is_pil_bicubic_on_float_channels():
   np.testing.assert_allclose(clean_resize(board, 8), 127.5, atol=1.0)  # antialiased when shrinking
 
 
-def test_digit_network_is_accurate_and_its_features_deterministic(mnist5k_builder, optimized_jax):
-  from gen.metrics.digits import MIN_ACCURACY, DigitFeatures
-  net = DigitFeatures()
-  assert net.accuracy >= MIN_ACCURACY
+def test_digit_network_is_the_shipped_one_accurate_and_its_features_deterministic(optimized_jax):
+  import hashlib
+  from gen.data import split_images
+  from gen.metrics import digits
+  with open(digits.WEIGHTS, "rb") as f:
+    assert hashlib.sha256(f.read()).hexdigest() == digits.WEIGHTS_SHA256
+  net = digits.DigitFeatures()
+  assert net.accuracy >= digits.MIN_ACCURACY
+  test, labels = split_images("mnist5k:test")
+  measured = float(np.mean(np.argmax(net(test)[1], axis=1) == labels))
+  assert measured == pytest.approx(net.accuracy, abs=1e-3)  # what it says of itself
   images = np.random.default_rng(0).integers(0, 256, (5, 28, 28, 1), dtype=np.uint8)
   a, b = net(images), net(images)
   np.testing.assert_array_equal(a[0], b[0])
   assert a[0].shape == (5, 128) and a[1].shape == (5, 10)
+
+
+def test_the_digit_network_trains(optimized_jax):
+  """train() is how the shipped weights were made (its defaults: 12 epochs); one epoch of it
+  already classifies most test digits."""
+  from gen.metrics import digits
+  params, accuracy = digits.train(epochs=1)
+  assert accuracy > 0.85 and params["Dense_1"]["kernel"].shape == (128, 10)
 
 
 def test_evaluate_images_against_a_split_and_the_floor(tmp_path, mnist5k_builder):
