@@ -21,4 +21,4 @@ python train_gan.py --workdir "$W/diffaugment" "${common[@]}" \
 # pipeline for over 10 minutes.
 python train_gan.py --workdir "$W/ada" "${common[@]}" --config.augment.ada=bgc \
     --config.augment.ada_kimg=20 --config.steps_per_call=1
-python -m gen.report "$W"
+gen report "$W"

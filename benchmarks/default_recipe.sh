@@ -15,7 +15,7 @@ run() {  # name batch steps
   python train_gan.py --workdir "$W/$1" "${common[@]}" --config.batch_size="$2" \
       --config.num_steps="$3" --config.sample_every="$3" --config.checkpoint_every="$3"
 }
-run batch64_steps2000 64 2000   # round 1's recipe
+run batch64_steps2000 64 2000
 run batch32_steps4000 32 4000
 run batch16_steps8000 16 8000
-python -m gen.report "$W"
+gen report "$W"

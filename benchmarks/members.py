@@ -1,4 +1,4 @@
-"""K members in one program (gen.members) against K runs one after the other.
+"""K members in one program (gen.train.members) against K runs one after the other.
 
   python benchmarks/members.py [--families gan,vae] [--members 1,2,4,8] \
       [--out benchmarks/results/members.json]

@@ -5,20 +5,23 @@ import ml_collections
 from gen.data.builders import FOLDER_TEST_FRACTION
 
 
-def trainer_config() -> ml_collections.ConfigDict:
+def trainer_config(*, family: str, batch_size: int, num_steps: int, log_every: int,
+                   sample_every: int, checkpoint_every: int,
+                   eval_every: int) -> ml_collections.ConfigDict:
+  """The loop's settings; the arguments have no default that fits every family."""
   c = ml_collections.ConfigDict()
-  c.family = ""  # set by each family's config: gan | vae | cyclegan | pix2pix | one's own
+  c.family = family  # gan | vae | cyclegan | pix2pix | one's own (docs/adding_a_family.md)
   c.seed = 0  # the run's base PRNG key and the data order
-  c.batch_size = 64  # global, over all devices and processes
-  c.num_steps = 1000
+  c.batch_size = batch_size  # global, over all devices and processes
+  c.num_steps = num_steps
   c.compute_dtype = "float32"  # or bfloat16: activations and convolutions (GPU/TPU); state float32
   c.steps_per_call = 10  # train steps fused into one jitted lax.scan call
-  c.log_every = 50  # metrics.jsonl / TensorBoard / console, averaged over the interval
-  c.sample_every = 500  # PNG grids under workdir/samples/
-  c.checkpoint_every = 500
+  c.log_every = log_every  # metrics.jsonl / TensorBoard / console, averaged over the interval
+  c.sample_every = sample_every  # PNG grids under <run>/samples/
+  c.checkpoint_every = checkpoint_every
   c.keep_checkpoints = 3
   c.debug_nans = False  # jax_debug_nans: raise at the first operation that makes a NaN (slow)
-  c.eval_every = 0  # evaluate eval.metrics every N steps (0: only when training ends)
+  c.eval_every = eval_every  # evaluate eval.metrics every N steps (0: only when training ends)
   c.sample_grid = 64  # images in each sampled PNG grid (families that sample)
 
   # Members (gen.train.members): K models trained side by side in one program.
@@ -59,19 +62,25 @@ def trainer_config() -> ml_collections.ConfigDict:
   c.data.cache = True  # keep the encoded split in memory (fine up to a few GB)
   c.data.member_order = False  # members: each seed its own data order (default: the same batches)
 
-  c.eval = ml_collections.ConfigDict()
-  c.eval.metrics = ""  # comma-separated names from gen.metrics (e.g. nll); "" = no evaluation
-  c.eval.split = "test"  # also the images `pictures` shows (reconstructions, translations)
-  c.eval.batch_size = 100  # global; the last partial batch is padded and masked
-  c.eval.num_importance = 1000  # nll: importance samples K per example
-  c.eval.seed = 0  # evaluation's own randomness (binarisation, importance samples, samples)
-  c.eval.num_samples = 0  # fid/kid/is/pr: generated images compared with the eval split
-  c.eval.inception_weights = ""  # converted FID Inception ("" = $GEN_INCEPTION_WEIGHTS or cache)
-  c.eval.fid_resize = "bilinear"  # Inception input resize: bilinear (pytorch-fid) | clean (clean-fid)
-  c.eval.recompute_reference = False  # recompute cached reference features
-  c.eval.best_metric = ""  # e.g. fid_digits: also keep the best checkpoint in checkpoints_best/
-  c.eval.best_mode = "min"  # min | max
+  c.eval = eval_config()
   return c
+
+
+def eval_config() -> ml_collections.ConfigDict:
+  """`eval.*`: what the metrics read (gen evaluate scores image files with these alone)."""
+  e = ml_collections.ConfigDict()
+  e.metrics = ""  # comma-separated names from gen.metrics (e.g. nll); "" = no evaluation
+  e.split = "test"  # also the images `pictures` shows (reconstructions, translations)
+  e.batch_size = 100  # global; the last partial batch is padded and masked
+  e.num_importance = 1000  # nll: importance samples K per example
+  e.seed = 0  # evaluation's own randomness (binarisation, importance samples, samples)
+  e.num_samples = 0  # fid/kid/is/pr: generated images compared with the eval split
+  e.inception_weights = ""  # converted FID Inception ("" = $GEN_INCEPTION_WEIGHTS or cache)
+  e.fid_resize = "bilinear"  # Inception input resize: bilinear (pytorch-fid) | clean (clean-fid)
+  e.recompute_reference = False  # recompute cached reference features
+  e.best_metric = ""  # e.g. fid_digits: also keep the best checkpoint in checkpoints_best/
+  e.best_mode = "min"  # min | max
+  return e
 
 
 def constant_then_linear_optim() -> ml_collections.ConfigDict:

@@ -20,19 +20,13 @@ from gen.configs.common import constant_then_linear_optim, shrink_to_tiny, train
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = trainer_config()
-  c.family = "cyclegan"
+  c = trainer_config(family="cyclegan", batch_size=4, num_steps=2000, log_every=100,
+                     sample_every=500, checkpoint_every=500, eval_every=1000)
   c.data.name = "digits2bold"
   c.data.split = "train"  # reads trainA and trainB
   c.eval.split = "test"  # testA and testB
   c.eval.metrics = "mae,fid_AtoB_digits,fid_BtoA_digits"
-  c.batch_size = 4
-  c.num_steps = 2000
   c.steps_per_call = 1  # a CycleGAN step is big enough; unrolling more only slows compilation
-  c.log_every = 100
-  c.sample_every = 500
-  c.checkpoint_every = 500
-  c.eval_every = 1000
 
   c.model = ml_collections.ConfigDict()
   c.model.ngf = 32

@@ -16,13 +16,8 @@ from gen.configs.common import shrink_to_tiny, trainer_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = trainer_config()
-  c.family = "gan"
-  c.batch_size = 32
-  c.num_steps = 4000
-  c.log_every = 100
-  c.sample_every = 500
-  c.checkpoint_every = 1000
+  c = trainer_config(family="gan", batch_size=32, num_steps=4000, log_every=100,
+                     sample_every=500, checkpoint_every=1000, eval_every=2000)
 
   c.model = ml_collections.ConfigDict()
   c.model.arch = "dcgan"  # dcgan | sngan (ResNet, 32x32) | biggan (32, 64, 128): gen/models/gan.py
@@ -62,7 +57,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.optim.b1 = 0.5
   c.optim.b2 = 0.999
 
-  c.eval_every = 2000
   c.eval.metrics = "fid_digits,kid_digits,pr_digits,dc_digits"
   c.eval.num_samples = 4000
   c.eval.best_metric = "fid_digits"

@@ -24,19 +24,13 @@ from gen.configs.common import constant_then_linear_optim, shrink_to_tiny, train
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = trainer_config()
-  c.family = "pix2pix"
+  c = trainer_config(family="pix2pix", batch_size=16, num_steps=2000, log_every=100,
+                     sample_every=500, checkpoint_every=500, eval_every=1000)
   c.data.name = "digits2bold_pairs"
   c.data.split = "train"
   c.eval.split = "test"
   c.eval.metrics = "mae,fid_AtoB_digits"
   c.direction = "AtoB"  # the A (left) halves are the input, B (right) the output; or BtoA
-  c.batch_size = 16
-  c.num_steps = 2000
-  c.log_every = 100
-  c.sample_every = 500
-  c.checkpoint_every = 500
-  c.eval_every = 1000
 
   c.model = ml_collections.ConfigDict()
   c.model.ngf = 32

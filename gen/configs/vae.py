@@ -15,14 +15,9 @@ from gen.configs.common import shrink_to_tiny, trainer_config
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = trainer_config()
-  c.family = "vae"
-  c.batch_size = 100
-  c.num_steps = 12_000  # 300 epochs of mnist5k's 4,000 training digits; later, it overfits
-  c.log_every = 500
-  c.sample_every = 2000
-  c.checkpoint_every = 2000
-  c.eval_every = 4000
+  # 12,000 steps: 300 epochs of mnist5k's 4,000 training digits; later, it overfits.
+  c = trainer_config(family="vae", batch_size=100, num_steps=12_000, log_every=500,
+                     sample_every=2000, checkpoint_every=2000, eval_every=4000)
   c.eval.metrics = "nll"
 
   c.model = ml_collections.ConfigDict()

@@ -77,18 +77,19 @@ def open_builder(name: str, data_dir: str | None = None,
     make = lambda: folder.builder(name[len(FOLDER_PREFIX):], data_dir, folder_test_fraction)
     builder = make()
     return builder if builder.is_prepared() else _prepare_in_turn(name, make, data_dir)
+  base, _, config = name.split(":")[0].partition("/")  # dataset[/config][:version]
   try:
-    builder = tfds.builder(name, data_dir=data_dir)
+    configs = [c.name for c in tfds.builder_cls(base).BUILDER_CONFIGS or ()]
   except tfds.core.registered.DatasetNotFoundError:
     raise UserError(f"unknown dataset {name!r}: not a TFDS dataset name (try mnist5k, "
                     f"digits2bold, digits2bold_pairs, mnist, cifar10, celeb_a, "
                     f"cycle_gan/horse2zebra) or folder:PATH") from None
-  except Exception as e:  # bad config name, unreadable data_dir, ...
-    if "BuilderConfig" in str(e) and "not found" in str(e):  # cycle_gan/nope: name the real ones
-      base, _, config = name.partition("/")
-      configs = [c.name for c in tfds.builder_cls(base).BUILDER_CONFIGS]
-      raise UserError(f"dataset {base!r} has no config {config!r}; its configs: "
-                      f"{', '.join(configs)}") from None
+  if config and config not in configs:
+    raise UserError(f"dataset {base!r} has no config {config!r}; its configs: "
+                    f"{', '.join(configs) or 'none'}")
+  try:
+    builder = tfds.builder(name, data_dir=data_dir)
+  except Exception as e:  # an unreadable data_dir, a bad version, ...
     raise UserError(f"cannot open dataset {name!r} in {data_dir}: {_first_line(e)}") from None
   if builder.is_prepared():
     return builder

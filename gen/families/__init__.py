@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import pkgutil
 
 from gen.errors import UserError
@@ -45,7 +46,7 @@ def register(name: str):
 
 def _origin(cls) -> tuple[str, str]:
   try:
-    return inspect.getfile(cls), cls.__qualname__
+    return os.path.realpath(inspect.getfile(cls)), cls.__qualname__
   except TypeError:
     return cls.__module__, cls.__qualname__
 

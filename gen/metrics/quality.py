@@ -19,7 +19,7 @@ The Inception's input resize (`eval.fid_resize`): `bilinear`, pytorch-fid's (wha
 its published numbers use), or `clean`, clean-fid's antialiased resize (Parmar et
 al. 2022: PIL bicubic on float32 channels, no quantisation). Every result carries its
 protocol (sample count, reference dataset:split and size, network, resize mode):
-`protocol(cache)`, logged beside the values in metrics.jsonl and printed by gen.evaluate.
+`protocol(cache)`, logged beside the values in metrics.jsonl and printed by gen evaluate.
 """
 
 from __future__ import annotations
@@ -198,7 +198,7 @@ def outputs(name: str) -> dict[str, str | None]:
 
 def _check(name):
   def check(config, family):
-    if family is not None:  # it samples from the family (not: images given to gen.evaluate)
+    if family is not None:  # it samples from the family (not: images given to gen evaluate)
       checks.at_least(config, "eval.num_samples", 2, f"metric {name!r} compares sample sets")
     if name == "acc_digits" and family is not None and not family.num_classes:
       raise UserError("metric 'acc_digits' needs class-conditional samples "

@@ -1,7 +1,7 @@
 """Latent-space tools, pure and jittable: the truncation trick and spherical interpolation.
 
-`truncated_normal` draws the latents of `gen.sample --truncation` and `gen.interpolate`;
-`slerp` and `loop_path` make `gen.interpolate`'s walks.
+`truncated_normal` draws the latents of `gen sample --truncation` and `gen interpolate`;
+`slerp` and `loop_path` make `gen interpolate`'s walks.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ class DRegularizer:
   """A term added to D's loss: `scale * weight * value`, weight = config.loss.<weight>.
 
   `penalty(batch, state, setting) -> (value, state)`, `setting(name)` the value of
-  config.loss.<name> (a member's own, when varied; see gen.members). A regulariser with `init` keeps
+  config.loss.<name> (a member's own, when varied; see gen.train.members). A regulariser with `init` keeps
   state (LeCam's averages): `init(loss_config)` is its first value, and it lives in the train
   state, so it is checkpointed and resume stays exact; without `init` the state is None.
   Active when the weight is > 0; logged as its name. A new

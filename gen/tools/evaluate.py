@@ -36,7 +36,9 @@ def _define_flags() -> None:
 
 
 def _evaluate_images(names):
-  from gen.configs.common import trainer_config
+  import ml_collections
+
+  from gen.configs.common import eval_config
   from gen.data import split_images
   from gen.images import read_images
   from gen.metrics import quality
@@ -45,7 +47,7 @@ def _evaluate_images(names):
   unknown = [n for n in names if n not in quality.INCEPTION + quality.DIGITS]
   if unknown:
     raise UserError(f"with --images only sample-quality metrics apply, not {', '.join(unknown)}")
-  config = trainer_config()
+  config = ml_collections.ConfigDict({"eval": eval_config()})
   config.eval.recompute_reference = FLAGS.recompute_reference
   if ":" in FLAGS.images and not FLAGS.images.endswith(".npz"):
     images, labels = split_images(FLAGS.images)

@@ -5,7 +5,7 @@
 
 Each seed gives one latent, the one `gen sample --seed S --num 1` draws (with the same
 --truncation); the walk goes from each to the next along the great circle (spherical
-interpolation, gen.latents.slerp), --steps frames per leg, the first frame of a leg being its
+interpolation, gen.objectives.latents.slerp), --steps frames per leg, the first frame of a leg being its
 seed's image, and back to the first seed (left out with --noloop, which ends on the last seed).
 A class-conditional model draws every frame as class --label (default 0).
 
@@ -31,7 +31,7 @@ def _define_flags() -> None:
                       required=True)
   flags.DEFINE_string("seeds", "0,1,2", "Comma-separated sampling seeds, one latent each (>= 2).")
   flags.DEFINE_integer("steps", 16, "Frames per leg (from one seed's latent towards the next), >= 2.")
-  flags.DEFINE_float("truncation", None, "Truncation trick for the seeds' latents (as gen.sample).")
+  flags.DEFINE_float("truncation", None, "Truncation trick for the seeds' latents (as gen sample).")
   flags.DEFINE_integer("label", None, "Class of every frame, for a class-conditional model (default 0).")
   flags.DEFINE_integer("member", None, "With a run of several members (seeds, vary): which one.")
   flags.DEFINE_bool("loop", True, "Walk back to the first seed (a seamless loop); --noloop ends on "
@@ -88,7 +88,7 @@ def main():
   from gen.runs.run_dir import restore_for_inference
   config, family, state = restore_for_inference(FLAGS.workdir, FLAGS.member)
   if not isinstance(family, LatentSampler):
-    raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run: gen.interpolate needs a "
+    raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run: gen interpolate needs a "
                     f"model that draws images from latents z ~ N(0, I) (gan, vae)")
   classes = family.num_classes
   if classes:
@@ -98,7 +98,7 @@ def main():
   elif FLAGS.label is not None:
     raise UserError(f"--label is for class-conditional models; {FLAGS.workdir!r} holds an "
                     f"unconditional one")
-  # Each seed's latent is the one gen.sample --seed S --num 1 draws.
+  # Each seed's latent is the one gen sample --seed S --num 1 draws.
   z = jnp.concatenate([family.draw_latents(jax.random.key(s), 1, FLAGS.truncation) for s in seeds])
   path = latents.loop_path(z, FLAGS.steps, FLAGS.loop)
   labels = np.full(len(path), label, np.int32) if classes else None

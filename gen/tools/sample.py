@@ -7,7 +7,7 @@
 (int32 [N], balanced over the classes: i % num_classes) to the .npz file.
 
 --truncation PSI (GAN and VAE, whose images come from latents z ~ N(0, I)): BigGAN's truncation
-trick, every latent coordinate with |z| > PSI redrawn until it is inside (gen.latents); smaller
+trick, every latent coordinate with |z| > PSI redrawn until it is inside (gen.objectives.latents); smaller
 PSI, less variety and more typical images. Left out, the latents (and images) are exactly the
 untruncated ones.
 
@@ -70,7 +70,7 @@ def main():
     raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run, which does not sample images"
                     + (": use gen translate" if isinstance(family, Translator) else ""))
   options = {}
-  if FLAGS.truncation is not None:  # left out: the call (and images) of every earlier version
+  if FLAGS.truncation is not None:  # left out: exactly the untruncated latents
     if not isinstance(family, LatentSampler):
       raise UserError(f"--truncation needs a model that draws images from latents z ~ N(0, I) "
                       f"(gan, vae); {FLAGS.workdir!r} holds a {config.family} run")

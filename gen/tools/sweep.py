@@ -8,7 +8,7 @@
 Each combination of the --grid lists is a `gen train` run in its own
 sub-directory (`loss.kind=ns,model.spectral_norm=False/`, with its config.json
 and train.log); --seeds and --config.vary become members inside every run (one
-program per combination; see gen.members). Any other --config.* override
+program per combination; see gen.train.members). Any other --config.* override
 applies to every run. Runs go one after another, or --parallel N at a time.
 
 Resumable: the sweep records itself in sweep.json; run the same command again

@@ -37,7 +37,7 @@ def main():
   config, family, state = restore_for_inference(FLAGS.workdir, FLAGS.member)
   if not isinstance(family, Translator):
     raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run, which does not translate "
-                    f"images: gen.translate needs a translation model (cyclegan)")
+                    f"images: gen translate needs a translation model (cyclegan, pix2pix)")
   out = {"images": family.translate(state, images, FLAGS.direction)}
   if names is not None:
     out["names"] = np.asarray(names)

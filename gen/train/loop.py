@@ -62,8 +62,8 @@ def train(config, workdir: str) -> None:
   """
   stop = StopOnSignals()  # from here on, SIGTERM / SIGINT ask the run to save and stop
   try:
-    training = Training(config, RunDir(workdir))
-    training.run(stop)
+    with jax.debug_nans(bool(config.debug_nans)):  # for this run only
+      Training(config, RunDir(workdir)).run(stop)
   finally:
     stop.restore()
 
@@ -111,8 +111,6 @@ class Training:
     # Everything a user can get wrong surfaces here, before anything is trained or written.
     check_config(config)
     data = DataSettings.from_config(config)
-    if config.debug_nans:
-      jax.config.update("jax_debug_nans", True)
     family_cls = get_family(config.family)
     run.prepare()
     builder = data.open_builder()

@@ -134,7 +134,7 @@ def _leaf_names(config, prefix: str = "") -> list[str]:
 
 def from_config(config, family_cls, info) -> Members | None:
   """The run's members, every value checked; None for a plain run (no member axis)."""
-  if not has_members(config):  # (also a config.json written before members existed)
+  if not has_members(config):
     return None
   checks.positive(config, "seeds")
   grid = []

@@ -45,7 +45,7 @@ def initialize(address: str | None = None, count: int | None = None, index: int 
 
 def _native_stdout_to_stderr() -> None:
   """gloo prints its connection chatter to the process's stdout, where the tools write their
-  results (gen.evaluate's JSON): native code's fd 1 goes to stderr, Python's stdout keeps the
+  results (gen evaluate's JSON): native code's fd 1 goes to stderr, Python's stdout keeps the
   real one."""
   sys.stdout.flush()
   real = os.dup(1)

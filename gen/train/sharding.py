@@ -1,7 +1,7 @@
 """Devices: a `member x data` mesh. Batches are sharded along `data`; the member axis of a run
-with members (gen.members) along `member`, so member shards train with no communication.
+with members (gen.train.members) along `member`, so member shards train with no communication.
 
-Multi-host runs call `jax.distributed.initialize()` first (see gen.cli); each
+Multi-host runs call `jax.distributed.initialize()` first (see gen.tools.runner); each
 process then feeds its own slice of every global batch.
 """
 
