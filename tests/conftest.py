@@ -1,11 +1,16 @@
-"""Test set-up: a private TFDS data_dir and a shared JAX compilation cache for subprocesses."""
+"""Test set-up: a private TFDS data_dir, JAX compilation cache and gen cache, shared by the
+pytest-xdist workers of one run and the subprocesses they start; `run` for command lines."""
 
 import contextlib
+import fcntl
+import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
+import traceback
 
 import numpy as np
 import pytest
@@ -18,7 +23,10 @@ with contextlib.suppress(ImportError):
   import torchvision  # noqa: F401
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-_TMP = tempfile.mkdtemp(prefix="gen-tests-")
+_RUN = os.environ.get("PYTEST_XDIST_TESTRUNUID")  # the same in every worker of one run
+_TMP = (os.path.join(tempfile.gettempdir(), f"gen-tests-{_RUN}") if _RUN
+        else tempfile.mkdtemp(prefix="gen-tests-"))
+os.makedirs(_TMP, exist_ok=True)
 
 # Set before anything imports jax or tfds; subprocesses inherit them.
 os.environ["TFDS_DATA_DIR"] = os.path.join(_TMP, "tfds")
@@ -36,12 +44,73 @@ TINY_VAE = ["--config=gen/configs/vae.py:tiny"]
 TINY_CYCLEGAN = ["--config=gen/configs/cyclegan.py:tiny"]
 
 
-def run(args, devices: int = 1, timeout: int = 600) -> subprocess.CompletedProcess:
-  """Runs `python ARGS...` from the repo root, with `devices` fake CPU devices."""
+OFFLINE_DATASETS = ("mnist5k", "digits2bold", "digits2bold_pairs")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def offline_datasets():
+  """The offline datasets, prepared once for the run: by the first worker to get here while the
+  others wait (TFDS must not prepare one data_dir twice at once)."""
+  with open(os.path.join(_TMP, "prepare.lock"), "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    from gen.data import open_builder
+    for name in OFFLINE_DATASETS:
+      open_builder(name)
+
+
+def pytest_unconfigure(config):
+  if not hasattr(config, "workerinput"):  # the controller, once every worker is done
+    shutil.rmtree(_TMP, ignore_errors=True)
+
+
+def run(args, devices: int = 1, timeout: int = 600,
+        subprocess_only: bool = False) -> subprocess.CompletedProcess:
+  """`python ARGS...` from the repo root with `devices` fake CPU devices -> (returncode, stdout,
+  stderr). A gen command line (`-m gen TOOL ...` or a train_*.py script) on one device runs in
+  this process, through the same flags, runner and error handling, without a new
+  interpreter's imports and compilations; anything else, or `subprocess_only`, runs in a new
+  process."""
+  if devices == 1 and not subprocess_only and _gen_command(args):
+    return _run_here(args)
   env = dict(os.environ)
   env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={devices}"
   return subprocess.run([sys.executable, *args], cwd=ROOT, env=env, capture_output=True,
                         text=True, timeout=timeout, check=False)
+
+
+def _gen_command(args) -> bool:
+  return (args[:2] == ["-m", "gen"] and len(args) > 2) or (
+      args[0].startswith("train_") and args[0].endswith(".py"))
+
+
+def _run_here(args) -> subprocess.CompletedProcess:
+  from absl import flags
+
+  import gen.tools
+  from gen.tools import train as train_tool
+  defined, argv, cwd = set(flags.FLAGS), sys.argv, os.getcwd()
+  out, err = io.StringIO(), io.StringIO()
+  code = 0
+  try:
+    os.chdir(ROOT)
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+      if args[0] == "-m":
+        sys.argv = ["gen", *args[2:]]
+        gen.tools.main()
+      else:
+        sys.argv = list(args)
+        train_tool.cli(args[0][len("train_"):-len(".py")])
+  except SystemExit as e:
+    code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+  except Exception:  # what a real process would print and exit 1 with
+    code = 1
+    err.write(traceback.format_exc())
+  finally:
+    sys.argv = argv
+    os.chdir(cwd)
+    for name in set(flags.FLAGS) - defined:  # the next command line defines its own
+      delattr(flags.FLAGS, name)
+  return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 def metrics_rows(workdir: str) -> list[dict]:

@@ -41,7 +41,7 @@ def test_bfloat16_really_runs_the_convolutions_in_bfloat16():
   for dtype, want in (("float32", "f32["), ("bfloat16", "bf16[")):
     config.compute_dtype = dtype
     family = GAN(config, DatasetInfo("mnist5k", (28, 28, 1), 0, 100))
-    state = family.init_state(jax.random.key(0))
+    state = jax.jit(family.init_state)(jax.random.key(0))
     jaxpr = jax.make_jaxpr(lambda s: family._d(s.d.params, s.d.batch_stats,
                                                jnp.zeros((2, 28, 28, 1)), None))(state)
     convs = [line for line in str(jaxpr).splitlines() if "conv_general_dilated[" in line]

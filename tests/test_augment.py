@@ -3,6 +3,7 @@
 import json
 import os
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -266,7 +267,7 @@ def test_bcr_by_hand():
 
 
 def run_steps(family, n):
-  state = family.init_state(jax.random.key(0))
+  state = jax.jit(family.init_state)(jax.random.key(0))
   step = jax.jit(family.train_step)
   history = []
   for i in range(n):
@@ -282,8 +283,7 @@ def test_ada_at_p_0_and_no_adjustment_trains_exactly_as_without_augmentation():
   assert ada.ada is not None and ada.d_reg is None and float(ada.ada["p"]) == 0.0
   assert plain.ada is None and plain.d_reg is None
   assert history[0][0]["ada_p"] == 0.0 and "ada_rt" not in history[0][0]
-  for a, b in zip(jax.tree.leaves((plain.g, plain.d)), jax.tree.leaves((ada.g, ada.d))):
-    np.testing.assert_array_equal(a, b)
+  chex.assert_trees_all_equal((plain.g, plain.d), (ada.g, ada.d))
 
 
 @pytest.mark.parametrize("overrides", [
@@ -362,7 +362,7 @@ def test_a_config_json_from_before_augmentation_still_loads(tmp_path):
 # -- through the trainer: members and resume ---------------------------------------------
 
 
-def trainer_config(num_steps, **sections):
+def tiny_run(num_steps, **sections):
   c = get_config("tiny")
   c.num_steps = num_steps
   for section, values in sections.items():
@@ -375,7 +375,7 @@ def trainer_config(num_steps, **sections):
 
 def test_ada_target_and_bcr_vary_over_members(tmp_path):
   workdir = str(tmp_path / "members")
-  train(trainer_config(
+  train(tiny_run(
       2, augment=dict(ada="bgc", ada_p=0.5, ada_interval=1, ada_kimg=0.1),
       vary="augment.ada_target=0,1;loss.bcr_real=2"), workdir)  # bcr_real 0 in the config
   rows = [r for r in metrics_rows(workdir) if "ada_p" in r]
@@ -397,15 +397,14 @@ def test_resume_with_diffaugment_ada_and_lecam_is_bitwise(tmp_path):
                                ada_interval=3, ada_kimg=0.1),
                   loss=dict(lecam_weight=0.3))
   straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
-  train(trainer_config(4, **sections), straight)
-  train(trainer_config(2, **sections), resumed)  # stops at 2, mid-interval ...
-  train(trainer_config(4, **sections), resumed)  # ... and resumes to 4
+  train(tiny_run(4, **sections), straight)
+  train(tiny_run(2, **sections), resumed)  # stops at 2, mid-interval ...
+  train(tiny_run(4, **sections), resumed)  # ... and resumes to 4
   a = run_dir.restore_run(straight)[2]
   b = run_dir.restore_run(resumed)[2]
   assert a.ada is not None and a.d_reg is not None and int(b.step) == 4
   assert int(b.ada["count"]) == 8  # step 4: one step into the second interval
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(x, y)
+  chex.assert_trees_all_equal(a, b)
   rows = metrics_rows(straight)
   assert rows == metrics_rows(resumed)
   p = [r["ada_p"] for r in rows]

@@ -2,6 +2,7 @@
 
 import os
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -190,7 +191,7 @@ def test_train_cyclegan_cli_end_to_end_and_translate(tmp_path):
   result = run(["-m", "gen", "sample", f"--workdir={workdir}", f"--out={out}"])
   assert result.returncode == 2 and "use gen translate" in result.stderr
 
-  # Wrong size, wrong channels, no images key: one line each (gen.translate prints these).
+  # Wrong size, wrong channels, no images key: one line each (gen translate prints these).
   _, family, state = restore_for_inference(workdir)
   for bad, message in ((np.zeros((2, 32, 32, 1), np.uint8), "input images are 32x32x1; this model "
                                                             "translates 28x28x1"),
@@ -234,8 +235,7 @@ def test_cyclegan_resume_is_bitwise_identical_including_the_pool(tmp_path):
   b = restore_for_inference(resumed)[2]
   assert int(a.step) == int(b.step) == 6
   assert int(b.pool_a.count) == 3 and float(jnp.abs(b.pool_b.images).sum()) > 0  # full, swapping
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(x, y)
+  chex.assert_trees_all_equal(a, b)
   assert metrics_rows(straight) == metrics_rows(resumed)
 
 

@@ -4,8 +4,8 @@ registration rejects incomplete families, and every config mistake surfaces befo
 import os
 import signal
 
+import chex
 import jax
-import numpy as np
 import pytest
 import toy_family
 from conftest import metrics_rows, run
@@ -30,8 +30,7 @@ def test_a_fourth_family_trains_resumes_exactly_and_draws_pictures(tmp_path):
   train(toy_family.get_config(), resumed)
   a, b = restore_for_inference(straight)[2], restore_for_inference(resumed)[2]
   assert int(a.step) == int(b.step) == 6
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(x, y)
+  chex.assert_trees_all_equal(a, b)
   rows = metrics_rows(straight)
   assert rows == metrics_rows(resumed)
   assert [r["step"] for r in rows] == [1, 2, 3, 4, 5, 6]

@@ -1,5 +1,6 @@
 """The GAN family's state and step, in process, on tiny models."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,7 +33,7 @@ def leaves_equal(a, b):
 
 
 def run_steps(family, n, seed=0):
-  state = family.init_state(jax.random.key(seed))
+  state = jax.jit(family.init_state)(jax.random.key(seed))
   step = jax.jit(family.train_step)
   history = []
   for i in range(n):
@@ -44,7 +45,7 @@ def run_steps(family, n, seed=0):
 
 def test_one_step_updates_both_networks_and_ema():
   family = GAN(tiny(), INFO)
-  state0 = family.init_state(jax.random.key(0))
+  state0 = jax.jit(family.init_state)(jax.random.key(0))
   state1, (metrics, _, finite) = jax.jit(family.train_step)(state0, batch())
   assert finite
   assert int(state1.step) == 1
@@ -53,8 +54,7 @@ def test_one_step_updates_both_networks_and_ema():
   assert not leaves_equal(state0.g.batch_stats, state1.g.batch_stats)
   # EMA after the first update: decay min(0.999, 1/10) = 0.1 -> 0.1*old + 0.9*new.
   expected = jax.tree.map(lambda e, p: 0.1 * e + 0.9 * p, state0.ema_params, state1.g.params)
-  for a, b in zip(jax.tree.leaves(state1.ema_params), jax.tree.leaves(expected)):
-    np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+  chex.assert_trees_all_close(state1.ema_params, expected, rtol=1e-5, atol=1e-7)
   for k in ("d_loss", "g_loss", "d_real", "d_fake"):
     assert np.isfinite(metrics[k])
   # At init D outputs ~0 logits: the non-saturating D loss starts near 2 log 2.
@@ -71,7 +71,7 @@ def test_step_is_deterministic_and_seeded():
 
 def test_n_critic_updates_g_every_nth_step():
   family = GAN(tiny(loss__n_critic=2), INFO)
-  state0 = family.init_state(jax.random.key(0))
+  state0 = jax.jit(family.init_state)(jax.random.key(0))
   step = jax.jit(family.train_step)
   state1, (m1, valid1, _) = step(state0, batch(seed=1))
   assert leaves_equal(state0.g.params, state1.g.params)
@@ -103,7 +103,7 @@ def test_variants_train(overrides):
 
 def test_sample_is_uint8_and_balanced_for_conditional_models():
   family = GAN(tiny(model__conditional=True), INFO)
-  state = family.init_state(jax.random.key(0))
+  state = jax.jit(family.init_state)(jax.random.key(0))
   out = family.sample(state, jax.random.key(1), 25, batch=10)
   assert out["images"].shape == (25, 28, 28, 1) and out["images"].dtype == np.uint8
   assert out["labels"].tolist() == [i % 10 for i in range(25)]

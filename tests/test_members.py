@@ -4,7 +4,9 @@ bitwise, stop or drop on NaN, and every per-member output (rows, pictures, eval,
 import json
 import os
 
+import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import TINY_GAN, TINY_VAE, assert_same_training, metrics_rows, run
@@ -96,8 +98,7 @@ def test_members_resume_bitwise_and_keep_their_own_outputs(tmp_path):
   a = run_dir.restore_run(straight)[2]
   b = run_dir.restore_run(resumed)[2]
   assert np.asarray(a.step).tolist() == [4, 4, 4, 4]  # 4 members, one stacked state
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(x, y)
+  chex.assert_trees_all_equal(a, b)
   training = lambda w: [r for r in metrics_rows(w) if "loss" in r]  # (the stop at 2 evaluates too)
   assert training(straight) == training(resumed)
   rows = metrics_rows(straight)
@@ -177,3 +178,32 @@ def test_vary_error_from_the_cli_is_one_line(tmp_path):
   p = run(["-m", "gen", "train", *TINY_VAE, f"--workdir={tmp_path}", "--config.vary=model.latents=2,4"])
   assert p.returncode == 2 and "Traceback" not in p.stderr
   assert p.stderr.strip().splitlines()[-1].startswith("error: vary: model.latents is structural")
+
+
+def test_a_varied_setting_the_step_never_reads_is_one_line_before_step_0(tmp_path):
+  """Members differ only through what `Family.setting` gives the step: a varied value it never
+  reads (a term switched off, or a family that reads `self.config` directly) would train every
+  member alike."""
+  c = tiny("gan", vary="augment.ada_target=0.5,0.7")  # ADA is off: nothing reads its target
+  with pytest.raises(UserError, match=r"^vary: the gan step does not read augment.ada_target in "
+                                      r"this configuration, so its members would train alike"):
+    train(c, str(tmp_path / "off"))
+  assert not list((tmp_path / "off" / "checkpoints").glob("*"))  # nothing trained, nothing saved
+
+  import optax
+  import toy_family
+
+  from gen.families import register
+
+  @register("toy_reading_the_config")
+  class ReadsTheConfig(toy_family.ToyAutoencoder):
+    def update(self, state, batch, key):  # the config's lr for every member: a bypass
+      grads = jax.tree.map(jnp.zeros_like, state.ae.params)
+      tx = optax.adam(self.config.optim.lr)
+      return state.replace(ae=state.ae.apply_gradients(grads, tx)), {"loss": jnp.zeros(())}
+
+  c = toy_family.get_config()
+  c.family, c.vary = "toy_reading_the_config", "optim.lr=1e-3,1e-2"
+  with pytest.raises(UserError, match=r"^vary: the toy_reading_the_config step does not read "
+                                      r"optim.lr"):
+    train(c, str(tmp_path / "bypass"))

@@ -112,6 +112,7 @@ def test_clean_resize_is_pil_bicubic_on_float_channels():
 
 def test_digit_network_is_the_shipped_one_accurate_and_its_features_deterministic(optimized_jax):
   import hashlib
+
   from gen.data import split_images
   from gen.metrics import digits
   with open(digits.WEIGHTS, "rb") as f:

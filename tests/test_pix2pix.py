@@ -2,6 +2,7 @@
 
 import os
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -79,36 +80,38 @@ def test_paired_digits_are_x_beside_t_x_and_crops_and_flips_move_both_halves():
 def test_step_updates_d_first_then_g_against_the_new_d():
   c = get_config("tiny")
   family = Pix2pix(c, DatasetInfo("d", (32, 32, 2), 0, 100))
-  state = family.init_state(jax.random.key(0))
+  state = jax.jit(family.init_state)(jax.random.key(0))
   k = jax.random.split(jax.random.key(1), 2)
   batch = {"A": {"image": jax.random.uniform(k[0], (4, 32, 32, 1), minval=-1, maxval=1)},
            "B": {"image": jax.random.uniform(k[1], (4, 32, 32, 1), minval=-1, maxval=1)}}
   key = jax.random.key(2)
-  new, metrics = family.update(state, batch, key)
-  # By hand: D's step on (real, fake), then G's loss against the updated D, G's gradient
-  # straight through G (not by the step's pull-back).
-  x, y = batch["A"]["image"], batch["B"]["image"]
-  fake, _ = family._g(state.g.params, state.g.batch_stats, x, True, key)
+  new, metrics = jax.jit(family.update)(state, batch, key)
 
-  def d_loss(p):
-    real_logits, s = family._d(p, state.d.batch_stats, x, y)
-    fake_logits, s = family._d(p, s, x, fake)
+  @jax.jit
+  def by_hand(state, new_d, batch, key):
+    """D's step on (real, fake), then G's loss against the updated D, G's gradient straight
+    through G (not by the step's pull-back)."""
+    x, y = batch["A"]["image"], batch["B"]["image"]
+    fake, _ = family._g(state.g.params, state.g.batch_stats, x, True, key)
+    real_logits, s = family._d(state.d.params, state.d.batch_stats, x, y)
+    fake_logits, s = family._d(state.d.params, s, x, fake)
     # the authors' 'vanilla' GANLoss: 0.5 (BCE(D(x, y), 1) + BCE(D(x, y'), 0))
-    return 0.5 * (jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits)))
+    d_loss = 0.5 * (jnp.mean(jax.nn.softplus(-real_logits)) + jnp.mean(jax.nn.softplus(fake_logits)))
 
-  assert float(metrics["d_loss"]) == pytest.approx(float(d_loss(state.d.params)), rel=1e-6)
-  d = new.d
+    def g_loss(p):
+      out, _ = family._g(p, state.g.batch_stats, x, True, key)
+      logits, _ = family._d(new_d.params, new_d.batch_stats, x, out)
+      return jnp.mean(jax.nn.softplus(-logits)) + 100.0 * jnp.mean(jnp.abs(out - y))
 
-  def g_loss(p):
-    out, _ = family._g(p, state.g.batch_stats, x, True, key)
-    logits, _ = family._d(d.params, d.batch_stats, x, out)
-    return jnp.mean(jax.nn.softplus(-logits)) + 100.0 * jnp.mean(jnp.abs(out - y))
+    value, grads = jax.value_and_grad(g_loss)(state.g.params)
+    grad_norm = jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grads)))
+    return d_loss, value, grad_norm, losses.l1(fake, y)
 
-  value, grads = jax.value_and_grad(g_loss)(state.g.params)
-  assert float(metrics["g_loss"]) == pytest.approx(float(value), rel=1e-5)
-  assert float(metrics["g_grad_norm"]) == pytest.approx(
-      float(jnp.sqrt(sum(jnp.sum(g * g) for g in jax.tree.leaves(grads)))), rel=1e-4)
-  assert float(metrics["l1"]) == pytest.approx(float(losses.l1(fake, y)), rel=1e-6)
+  d_loss, g_loss, g_grad_norm, l1 = by_hand(state, new.d, batch, key)
+  assert float(metrics["d_loss"]) == pytest.approx(float(d_loss), rel=1e-6)
+  assert float(metrics["g_loss"]) == pytest.approx(float(g_loss), rel=1e-5)
+  assert float(metrics["g_grad_norm"]) == pytest.approx(float(g_grad_norm), rel=1e-4)
+  assert float(metrics["l1"]) == pytest.approx(float(l1), rel=1e-6)
 
 
 def test_lsgan_is_the_authors_mse():
@@ -117,20 +120,26 @@ def test_lsgan_is_the_authors_mse():
   c = get_config("tiny")
   c.loss.kind = "lsgan"
   family = Pix2pix(c, DatasetInfo("d", (32, 32, 2), 0, 100))
-  state = family.init_state(jax.random.key(0))
+  state = jax.jit(family.init_state)(jax.random.key(0))
   k = jax.random.split(jax.random.key(1), 2)
-  x = jax.random.uniform(k[0], (4, 32, 32, 1), minval=-1, maxval=1)
-  y = jax.random.uniform(k[1], (4, 32, 32, 1), minval=-1, maxval=1)
+  batch = {"A": {"image": jax.random.uniform(k[0], (4, 32, 32, 1), minval=-1, maxval=1)},
+           "B": {"image": jax.random.uniform(k[1], (4, 32, 32, 1), minval=-1, maxval=1)}}
   key = jax.random.key(2)
-  new, metrics = family.update(state, {"A": {"image": x}, "B": {"image": y}}, key)
-  fake, _ = family._g(state.g.params, state.g.batch_stats, x, True, key)
-  real_logits, s = family._d(state.d.params, state.d.batch_stats, x, y)
-  fake_logits, _ = family._d(state.d.params, s, x, fake)
-  d_loss = 0.5 * (jnp.mean((real_logits - 1.0) ** 2) + jnp.mean(fake_logits**2))
+  new, metrics = jax.jit(family.update)(state, batch, key)
+
+  @jax.jit
+  def by_hand(state, new_d, batch, key):
+    x, y = batch["A"]["image"], batch["B"]["image"]
+    fake, _ = family._g(state.g.params, state.g.batch_stats, x, True, key)
+    real_logits, s = family._d(state.d.params, state.d.batch_stats, x, y)
+    fake_logits, _ = family._d(state.d.params, s, x, fake)
+    d_loss = 0.5 * (jnp.mean((real_logits - 1.0) ** 2) + jnp.mean(fake_logits**2))
+    logits, _ = family._d(new_d.params, new_d.batch_stats, x, fake)
+    return d_loss, jnp.mean((logits - 1.0) ** 2), jnp.mean(jnp.abs(fake - y))
+
+  d_loss, g_adv, l1 = by_hand(state, new.d, batch, key)
   assert float(metrics["d_loss"]) == pytest.approx(float(d_loss), rel=1e-6)
-  logits, _ = family._d(new.d.params, new.d.batch_stats, x, fake)
-  assert float(metrics["g_adv"]) == pytest.approx(float(jnp.mean((logits - 1.0) ** 2)), rel=1e-6)
-  l1 = jnp.mean(jnp.abs(fake - y))
+  assert float(metrics["g_adv"]) == pytest.approx(float(g_adv), rel=1e-6)
   assert float(metrics["g_loss"]) == pytest.approx(float(metrics["g_adv"] + 100.0 * l1), rel=1e-6)
 
 
@@ -164,8 +173,7 @@ def test_resume_is_bitwise_identical(tmp_path):
   train(config(4), resumed)
   a, b = restore_for_inference(straight)[2], restore_for_inference(resumed)[2]
   assert int(a.step) == int(b.step) == 4
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(x, y)
+  chex.assert_trees_all_equal(a, b)
   assert metrics_rows(straight) == metrics_rows(resumed)
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -115,8 +116,7 @@ def test_corrupt_latest_checkpoint_falls_back_to_the_previous_one(tmp_path, caps
   assert os.path.isdir(os.path.join(broken, "checkpoints", "4.corrupt"))  # kept, not deleted
   a = restore_for_inference(straight)[2]
   b = restore_for_inference(broken)[2]
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):  # still exact
-    np.testing.assert_array_equal(x, y)
+  chex.assert_trees_all_equal(a, b)  # still exact
 
 
 def test_no_usable_checkpoint_is_one_clear_error(tmp_path):

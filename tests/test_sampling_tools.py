@@ -1,7 +1,7 @@
 """Sampling tools: the truncation trick, class grids and latent walks.
 
-Value-level tests of gen.latents (truncated_normal, slerp, loop_path, rows_by_class), then the
-command lines (`gen.sample --truncation/--grid`, `gen.interpolate`) on two tiny DCGAN runs
+Value-level tests of gen.objectives.latents (truncated_normal, slerp, loop_path, rows_by_class), then the
+command lines (`gen sample --truncation/--grid`, `gen interpolate`) on two tiny DCGAN runs
 trained once for the module (28x28 mnist5k): a class-conditional one trained for 200 steps, so
 that its images vary with z (2 steps leave G's BatchNorm statistics at their start, and every
 image a flat grey), and the unconditional `:tiny` run as it is.
@@ -140,7 +140,7 @@ def test_gan_and_vae_draw_from_latents_cyclegan_does_not():
 def test_vae_samples_are_unchanged_and_truncate():
   c = get_vae_config("tiny")
   family = get_family("vae")(c, DatasetInfo("toy", (28, 28, 1), 10, 100))
-  state = family.init_state(jax.random.key(0))
+  state = jax.jit(family.init_state)(jax.random.key(0))
   key = jax.random.key(4)
   out = family.sample(state, key, 6)
   # What VAE sampling always was: decoder means of z = jax.random.normal(key, (num, latents)).
@@ -220,9 +220,9 @@ def test_sample_without_truncation_is_unchanged_and_unconditional_grid(runs, tmp
   with np.load(out) as f:
     assert "labels" not in f
     sampled = f["images"]
-  # What gen.sample always drew: z = jax.random.normal(key(seed), (num, z_dim)) through G.
+  # What gen sample always drew: z = jax.random.normal(key(seed), (num, z_dim)) through G.
   z = jax.random.normal(jax.random.key(3), (10, family.latent_dim))
-  np.testing.assert_array_equal(sampled, images.to_uint8(family.generate(state, z, None)))
+  np.testing.assert_array_equal(sampled, images.to_uint8(jax.jit(family.generate)(state, z, None)))
   picture = read_png(grid)  # 10 images: 4 columns (ceil sqrt 10), 3 rows
   assert picture.shape == (3 * 30 + 2, 4 * 30 + 2, 1)
   np.testing.assert_array_equal(tiles(picture, 3, 4, 28, 28, 2)[:10], sampled)
@@ -247,7 +247,7 @@ def test_interpolate_writes_a_looping_gif_and_a_strip(runs, tmp_path):
   gif, loop = gif_frames(out)
   assert gif.shape == (12, 28, 28, 1) and loop == 0  # every frame, looping forever
   np.testing.assert_array_equal(gif, frames)  # grayscale GIFs are lossless
-  # Legs start on their seed's image: the one `gen.sample --seed S --num 1` gives (class 0).
+  # Legs start on their seed's image: the one `gen sample --seed S --num 1` gives (class 0).
   for seed, frame in ((0, 0), (1, 4), (2, 8)):
     np.testing.assert_array_equal(frames[frame], family.sample(state, jax.random.key(seed), 1)["images"][0])
   assert len({f.tobytes() for f in frames}) == 12

@@ -1,4 +1,4 @@
-"""gen.sweep (one run per structural combination, resumable, failures isolated) and gen.report
+"""gen sweep (one run per structural combination, resumable, failures isolated) and gen report
 (tables over seeds, curves, one offline HTML page)."""
 
 import csv

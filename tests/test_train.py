@@ -3,6 +3,7 @@
 import json
 import os
 
+import chex
 import jax
 import numpy as np
 import pytest
@@ -40,8 +41,7 @@ def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path):
   b, meta_b = restore(resumed, tiny_config())
   assert int(a.step) == int(b.step) == 6
   assert meta_a["data_position"] == meta_b["data_position"] == 6 * 8
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(x, y)
+  chex.assert_trees_all_equal(a, b)
   assert metrics(straight) == metrics(resumed)
   assert [r["step"] for r in metrics(resumed)] == [1, 2, 3, 4, 5, 6]
   # keep_checkpoints=3 keeps the latest three.
@@ -58,8 +58,7 @@ def test_resume_is_exact_with_a_stateful_d_regularizer(tmp_path):
   a, _ = restore(straight, config(4))
   b, _ = restore(resumed, config(4))
   assert int(b.d_reg["lecam"]["count"]) == 4
-  for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-    np.testing.assert_array_equal(x, y)
+  chex.assert_trees_all_equal(a, b)
   assert metrics(straight) == metrics(resumed) and "lecam" in metrics(straight)[0]
 
 

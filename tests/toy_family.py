@@ -3,7 +3,7 @@
 The family (model, state, step, pictures) and its config live here together, so loading this
 file as a config registers the family:
 
-  python -m gen.train --workdir runs/toy --config=tests/toy_family.py
+  gen train --workdir runs/toy --config=tests/toy_family.py
 """
 
 import flax.linen as nn
@@ -16,7 +16,7 @@ import optax
 
 from gen import images
 from gen.configs import checks
-from gen.configs.common import shrink_to_tiny, trainer_config
+from gen.configs.common import trainer_config
 from gen.families import Family, register
 from gen.train.state import ModelState
 
@@ -79,10 +79,9 @@ class ToyAutoencoder(Family):
 
 def get_config(arg=None):
   del arg
-  c = trainer_config()
-  c.family = "toy_autoencoder"
-  shrink_to_tiny(c, batch_size=16)
-  c.num_steps = 6
+  c = trainer_config(family="toy_autoencoder", batch_size=16, num_steps=6, log_every=1,
+                     sample_every=2, checkpoint_every=2, eval_every=0)
+  c.sample_grid = 4
   c.steps_per_call = 2
   c.model = ml_collections.ConfigDict({"code": 8, "noise": 0.1})
   c.optim = ml_collections.ConfigDict({"lr": 1e-3})
