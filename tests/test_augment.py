@@ -377,7 +377,8 @@ def test_ada_target_and_bcr_vary_over_members(tmp_path):
   workdir = str(tmp_path / "members")
   train(tiny_run(
       2, augment=dict(ada="bgc", ada_p=0.5, ada_interval=1, ada_kimg=0.1),
-      vary="augment.ada_target=0,1;loss.bcr_real=2"), workdir)  # bcr_real 0 in the config
+      vary="augment.ada_target=0,1;loss.bcr_real=2", member_map="vmap"),  # bcr_real 0 in the config
+      workdir)
   rows = [r for r in metrics_rows(workdir) if "ada_p" in r]
   by_member = {}
   for r in rows:

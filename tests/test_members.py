@@ -22,10 +22,11 @@ CONFIGS = {"gan": gan.get_config, "vae": vae.get_config, "cyclegan": cyclegan.ge
 LOSSES = {"gan": ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm", "r1"),
           "vae": ("loss", "neg_elbo", "kl", "grad_norm"),
           "cyclegan": ("g_loss", "cycle_a", "idt_b", "d_a", "d_b", "g_grad_norm")}
-# Each family: K = 3 members from seeds, from varied values, or both.
+# Each family: K members from seeds, from varied values, or both (K = 2 for the CycleGAN, the
+# costliest to compile and run).
 MEMBERS = {"gan": dict(seeds=3, vary="loss.r1_gamma=1"),
            "vae": dict(seeds=1, vary="optim.lr=1e-3,3e-3,1e-2"),
-           "cyclegan": dict(seeds=3, vary="loss.cycle_weight=5")}
+           "cyclegan": dict(seeds=2, vary="loss.cycle_weight=5")}
 
 
 def tiny(family, num_steps=4, **top):
@@ -45,15 +46,16 @@ def by_member(workdir):
 @pytest.mark.parametrize("family,mapping", [("gan", "vmap"), ("gan", "loop"), ("vae", "vmap"),
                                             ("cyclegan", "vmap")])
 def test_each_member_follows_its_separate_run(tmp_path, family, mapping):
-  """K = 3 members in one program, each against a separate run with that seed and value: the
+  """K members in one program, each against a separate run with that seed and value: the
   same losses, step by step, within float32 reassociation (conftest.RTOL: vmapped convolutions
   sum in another order). `vmap` is what GPUs and TPUs run, `loop` what CPUs run
   (gen.train.step.member_map)."""
   config = tiny(family, data={"member_order": True}, member_map=mapping, **MEMBERS[family])
   train(config, str(tmp_path / "members"))
   rows = by_member(str(tmp_path / "members"))
-  assert sorted(rows) == [0, 1, 2]
-  for i in range(3):
+  k = 2 if family == "cyclegan" else 3
+  assert sorted(rows) == list(range(k))
+  for i in range(k):
     tags = {k: v for k, v in rows[i][0].items() if k in ("member", "seed") or "." in k}
     seed, varied = tags["seed"], {k: v for k, v in tags.items() if "." in k}
     assert seed == config.seed + (i % config.seeds)
@@ -69,7 +71,7 @@ def test_each_member_follows_its_separate_run(tmp_path, family, mapping):
     assert_same_training(mine, alone, family, names=LOSSES[family])
   # The members really differ (different seeds or values), so the comparison has teeth.
   first = LOSSES[family][0]
-  assert len({rows[i][-1][first] for i in range(3)}) == 3
+  assert len({rows[i][-1][first] for i in range(k)}) == k
 
 
 def test_members_on_four_devices_equal_members_on_one(tmp_path):
@@ -77,7 +79,7 @@ def test_members_on_four_devices_equal_members_on_one(tmp_path):
   fake devices, against the same program on one device."""
   args = ["-m", "gen", "train", *TINY_GAN, "--config.num_steps=4", "--config.seeds=2",
           "--config.vary=optim.d_lr=1e-4,4e-4", "--config.data.member_order=True",
-          "--config.member_shards=2"]
+          "--config.member_shards=2", "--config.member_map=vmap"]
   one, four = str(tmp_path / "one"), str(tmp_path / "four")
   p1 = run([*args, f"--workdir={one}", "--config.member_shards=1"], devices=1)
   p4 = run([*args, f"--workdir={four}"], devices=4)

@@ -1,7 +1,6 @@
 """Real multi-process runs: 2 processes on localhost, 2 fake CPU devices each (4 global
-devices, JAX's gloo collectives between them), against 1 process with 4 devices."""
+devices, JAX's gloo collectives between them), against 1 process on 1 device."""
 
-import json
 import os
 import signal
 import socket
@@ -11,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, TINY_CYCLEGAN, TINY_GAN, TINY_VAE, assert_same_training, metrics_rows, run
+from conftest import ROOT, TINY_GAN, TINY_VAE, assert_same_training, metrics_rows, run
 
 
 def _lines(path: str) -> int:
@@ -35,6 +34,14 @@ def start_processes(args, count: int = 2, devices: int = 2) -> list[subprocess.P
                            text=True) for i in range(count)]
 
 
+def why(stderr: str) -> str:
+  """A failed process's stderr for an assertion message: without gloo's connection chatter and
+  the interpreter's list of extension modules, so the fatal message and stacks show."""
+  keep = [l for l in stderr.splitlines()
+          if l.strip() and not l.startswith(("[Gloo]", "Extension modules:"))]
+  return "\n".join(keep[-60:])
+
+
 def finish(procs, timeout: int = 300) -> list[tuple[int, str, str]]:
   out = []
   for p in procs:
@@ -46,7 +53,7 @@ def finish(procs, timeout: int = 300) -> list[tuple[int, str, str]]:
 def run_processes(args, **kw) -> list[tuple[int, str, str]]:
   results = finish(start_processes(args, **kw))
   for i, (rc, _, stderr) in enumerate(results):
-    assert rc == 0, f"process {i}: {stderr[-3000:]}"
+    assert rc == 0, f"process {i} exited {rc}:\n{why(stderr)}"
   return results
 
 
@@ -61,51 +68,45 @@ def _wait_for_rows(workdir: str, rows: int, procs, timeout: float = 240) -> None
   raise AssertionError(f"no {rows} rows in {path} after {timeout} s")
 
 
-def test_gan_in_two_processes_equals_one_process_resumes_bitwise_and_the_tools_work(tmp_path):
+def test_gan_in_two_processes_resumes_equals_one_process_and_the_tools_work(tmp_path):
   gan = ["train_gan.py", *TINY_GAN, "--config.num_steps=4", "--config.eval.metrics=fid_digits",
          "--config.eval.num_samples=64", "--config.eval.batch_size=104"]
-  two, one, parts = (str(tmp_path / n) for n in ("two", "one", "parts"))
+  two, one = str(tmp_path / "two"), str(tmp_path / "one")
+  # Two processes stop at step 2 and resume to 4 (each process reads its own share of the
+  # data from the restored position) ...
+  run_processes([*gan, f"--workdir={two}", "--config.num_steps=2", "--config.eval.metrics="])
   run_processes([*gan, f"--workdir={two}"])
-  single = run([*gan, f"--workdir={one}"], devices=4)
-  assert single.returncode == 0, single.stderr
   rows = metrics_rows(two)
   assert [r["step"] for r in rows] == [1, 2, 3, 4, 4]  # one metrics.jsonl, written once
-  assert_same_training(rows, metrics_rows(one), "gan")  # losses and FID of 1,000 test digits
+  # ... and train as one uninterrupted process on one device: losses and FID of 64 samples.
+  single = run([*gan, f"--workdir={one}"])
+  assert single.returncode == 0, single.stderr
+  assert_same_training(rows, metrics_rows(one), "gan")
   assert sorted(os.listdir(os.path.join(two, "samples"))) == [
       "samples_0000002.png", "samples_0000004.png"]  # one set of pictures, by process 0
   assert sorted(os.listdir(os.path.join(two, "checkpoints"))) == ["2", "4"]
 
-  # Stopped at step 2 and resumed by both processes: bitwise the uninterrupted run.
-  run_processes([*gan, f"--workdir={parts}", "--config.num_steps=2", "--config.eval.metrics="])
-  run_processes([*gan, f"--workdir={parts}"])
-  assert metrics_rows(parts) == rows
-
-  # The tools, in two processes: one output, the same numbers as in one process.
+  # A tool in two processes: one output, the numbers of one process.
   npz, npz1 = str(tmp_path / "s2.npz"), str(tmp_path / "s1.npz")
-  (_, out, _), (_, out1, _) = run_processes(
-      ["-m", "gen", "evaluate", f"--workdir={two}", "--metrics=fid_digits"])
-  assert out1 == "" and json.loads(out)["fid_digits"] == pytest.approx(
-      rows[-1]["test_fid_digits"], rel=1e-6)  # stdout: process 0's JSON and nothing else
-  run_processes(["-m", "gen", "sample", f"--workdir={two}", "--num=12", f"--out={npz}"])
+  (_, _, err), (_, _, err1) = run_processes(
+      ["-m", "gen", "sample", f"--workdir={two}", "--num=12", f"--out={npz}"])
+  assert f"wrote {npz}" in err and "wrote" not in err1  # process 0 writes, process 1 computes
   alone = run(["-m", "gen", "sample", f"--workdir={two}", "--num=12", f"--out={npz1}"])
   assert alone.returncode == 0, alone.stderr
   np.testing.assert_array_equal(np.load(npz)["images"], np.load(npz1)["images"])
 
 
-@pytest.mark.parametrize("args", [
-    ["train_vae.py", *TINY_VAE, "--config.num_steps=3", "--config.seeds=2",
-     "--config.eval.batch_size=104"],  # nll, and two members
-    ["train_cyclegan.py", *TINY_CYCLEGAN, "--config.num_steps=3", "--config.batch_size=4",
-     "--config.eval.batch_size=104"],  # mae over testA/testB
-], ids=["vae", "cyclegan"])
-def test_two_processes_equal_one_process(tmp_path, args):
+def test_vae_members_in_two_processes_equal_one_process(tmp_path):
+  """Two members, evaluated (test NLL) across the processes. (The CycleGAN's sharded step and
+  evaluation: test_train.test_four_devices_match_one_device.)"""
+  args = ["train_vae.py", *TINY_VAE, "--config.num_steps=3", "--config.seeds=2",
+          "--config.eval.batch_size=104"]
   run_processes([*args, f"--workdir={tmp_path / 'two'}"])
-  single = run([*args, f"--workdir={tmp_path / 'one'}"], devices=4)
+  single = run([*args, f"--workdir={tmp_path / 'one'}"])
   assert single.returncode == 0, single.stderr
   rows = metrics_rows(str(tmp_path / "two"))
   assert any(k.startswith("test_") for r in rows for k in r)  # the evaluation is compared too
-  family = "vae" if "train_vae.py" in args else "cyclegan"
-  assert_same_training(rows, metrics_rows(str(tmp_path / "one")), family)
+  assert_same_training(rows, metrics_rows(str(tmp_path / "one")), "vae")
 
 
 def test_sigterm_to_both_processes_saves_one_checkpoint_and_exits_0(tmp_path):
@@ -117,7 +118,7 @@ def test_sigterm_to_both_processes_saves_one_checkpoint_and_exits_0(tmp_path):
   for p in procs:
     p.send_signal(signal.SIGTERM)
   results = finish(procs)
-  assert [rc for rc, _, _ in results] == [0, 0], [e[-2000:] for _, _, e in results]
+  assert [rc for rc, _, _ in results] == [0, 0], "\n---\n".join(why(e) for _, _, e in results)
   steps = os.listdir(os.path.join(workdir, "checkpoints"))
   assert len(steps) == 1 and int(steps[0]) >= 3
   assert f"saved a checkpoint at step {steps[0]}" in results[0][2]

@@ -151,10 +151,11 @@ def test_trains_through_the_trainer_and_samples(tmp_path, variant, top, extra):
   assert out["labels"].tolist() == [0, 1, 2, 3]
   z = jax.random.normal(jax.random.key(1), (4, c.model.z_dim))
   labels = jnp.arange(4, dtype=jnp.int32)
-  x = np.asarray(jax.jit(family.generate)(state, z, labels))
+  generate = jax.jit(family.generate)
+  x = np.asarray(generate(state, z, labels))
   assert float(np.abs(x).max()) <= 1.0
   # The same z with other labels: other images (the shared class embedding conditions G's BNs).
-  assert float(np.abs(np.asarray(jax.jit(family.generate)(state, z, labels + 4)) - x).mean()) > 1e-4
+  assert float(np.abs(np.asarray(generate(state, z, labels + 4)) - x).mean()) > 1e-4
   # Every G weight but the shared embedding has its spectral-norm state in G's batch_stats.
   assert sn_layers(state.g.batch_stats) == weights(state.ema_params) - 1
 
