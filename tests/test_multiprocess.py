@@ -1,6 +1,7 @@
 """Real multi-process runs: 2 processes on localhost, 2 fake CPU devices each (4 global
 devices, JAX's gloo collectives between them), against 1 process on 1 device."""
 
+import json
 import os
 import signal
 import socket
@@ -10,7 +11,7 @@ import time
 
 import numpy as np
 import pytest
-from conftest import ROOT, TINY_GAN, TINY_VAE, assert_same_training, metrics_rows, run
+from conftest import ROOT, TINY_CYCLEGAN, TINY_GAN, TINY_VAE, assert_same_training, metrics_rows, run
 
 
 def _lines(path: str) -> int:
@@ -68,26 +69,31 @@ def _wait_for_rows(workdir: str, rows: int, procs, timeout: float = 240) -> None
   raise AssertionError(f"no {rows} rows in {path} after {timeout} s")
 
 
-def test_gan_in_two_processes_resumes_equals_one_process_and_the_tools_work(tmp_path):
+def test_gan_in_two_processes_equals_one_process_resumes_bitwise_and_the_tools_work(tmp_path):
   gan = ["train_gan.py", *TINY_GAN, "--config.num_steps=4", "--config.eval.metrics=fid_digits",
          "--config.eval.num_samples=64", "--config.eval.batch_size=104"]
-  two, one = str(tmp_path / "two"), str(tmp_path / "one")
-  # Two processes stop at step 2 and resume to 4 (each process reads its own share of the
-  # data from the restored position) ...
-  run_processes([*gan, f"--workdir={two}", "--config.num_steps=2", "--config.eval.metrics="])
+  two, one, parts = (str(tmp_path / n) for n in ("two", "one", "parts"))
   run_processes([*gan, f"--workdir={two}"])
-  rows = metrics_rows(two)
-  assert [r["step"] for r in rows] == [1, 2, 3, 4, 4]  # one metrics.jsonl, written once
-  # ... and train as one uninterrupted process on one device: losses and FID of 64 samples.
   single = run([*gan, f"--workdir={one}"])
   assert single.returncode == 0, single.stderr
-  assert_same_training(rows, metrics_rows(one), "gan")
+  rows = metrics_rows(two)
+  assert [r["step"] for r in rows] == [1, 2, 3, 4, 4]  # one metrics.jsonl, written once
+  assert_same_training(rows, metrics_rows(one), "gan")  # losses and FID of 64 samples
   assert sorted(os.listdir(os.path.join(two, "samples"))) == [
       "samples_0000002.png", "samples_0000004.png"]  # one set of pictures, by process 0
   assert sorted(os.listdir(os.path.join(two, "checkpoints"))) == ["2", "4"]
 
-  # A tool in two processes: one output, the numbers of one process.
+  # Stopped at step 2 and resumed by both processes: bitwise the uninterrupted run.
+  run_processes([*gan, f"--workdir={parts}", "--config.num_steps=2", "--config.eval.metrics="])
+  run_processes([*gan, f"--workdir={parts}"])
+  assert metrics_rows(parts) == rows
+
+  # The tools, in two processes: one output, the same numbers as in one process.
   npz, npz1 = str(tmp_path / "s2.npz"), str(tmp_path / "s1.npz")
+  (_, out, _), (_, out1, _) = run_processes(
+      ["-m", "gen", "evaluate", f"--workdir={two}", "--metrics=fid_digits"])
+  assert out1 == "" and json.loads(out)["fid_digits"] == pytest.approx(
+      rows[-1]["test_fid_digits"], rel=1e-6)  # stdout: process 0's JSON and nothing else
   (_, _, err), (_, _, err1) = run_processes(
       ["-m", "gen", "sample", f"--workdir={two}", "--num=12", f"--out={npz}"])
   assert f"wrote {npz}" in err and "wrote" not in err1  # process 0 writes, process 1 computes
@@ -96,17 +102,20 @@ def test_gan_in_two_processes_resumes_equals_one_process_and_the_tools_work(tmp_
   np.testing.assert_array_equal(np.load(npz)["images"], np.load(npz1)["images"])
 
 
-def test_vae_members_in_two_processes_equal_one_process(tmp_path):
-  """Two members, evaluated (test NLL) across the processes. (The CycleGAN's sharded step and
-  evaluation: test_train.test_four_devices_match_one_device.)"""
-  args = ["train_vae.py", *TINY_VAE, "--config.num_steps=3", "--config.seeds=2",
-          "--config.eval.batch_size=104"]
+@pytest.mark.parametrize("args", [
+    ["train_vae.py", *TINY_VAE, "--config.num_steps=3", "--config.seeds=2",
+     "--config.eval.batch_size=104"],  # nll, and two members
+    ["train_cyclegan.py", *TINY_CYCLEGAN, "--config.num_steps=3", "--config.batch_size=4",
+     "--config.eval.batch_size=104"],  # mae over testA/testB
+], ids=["vae", "cyclegan"])
+def test_two_processes_equal_one_process(tmp_path, args):
   run_processes([*args, f"--workdir={tmp_path / 'two'}"])
   single = run([*args, f"--workdir={tmp_path / 'one'}"])
   assert single.returncode == 0, single.stderr
   rows = metrics_rows(str(tmp_path / "two"))
   assert any(k.startswith("test_") for r in rows for k in r)  # the evaluation is compared too
-  assert_same_training(rows, metrics_rows(str(tmp_path / "one")), "vae")
+  family = "vae" if "train_vae.py" in args else "cyclegan"
+  assert_same_training(rows, metrics_rows(str(tmp_path / "one")), family)
 
 
 def test_sigterm_to_both_processes_saves_one_checkpoint_and_exits_0(tmp_path):
