@@ -102,10 +102,14 @@ def finish() -> None:
     os._exit(3)
   # The others disconnect first; the coordinator (process 0) leaves last. (A recoverable
   # service does not hold its own shutdown for them, and a client that disconnects from a
-  # vanished service is aborted by the runtime.)
+  # vanished service is aborted by the runtime.) A process other than 0 then leaves at once:
+  # the coordinator exits as soon as it sees the disconnect, and the runtime aborts a process
+  # whose collectives' peer vanishes while it is still tearing them down.
   if me:
+    sys.stdout.flush()
+    sys.stderr.flush()
     jax.distributed.shutdown()
-    return
+    os._exit(0)
   deadline = time.monotonic() + 60
   while time.monotonic() < deadline:
     try:
