@@ -77,15 +77,20 @@ def test_paired_digits_are_x_beside_t_x_and_crops_and_flips_move_both_halves():
   np.testing.assert_array_equal(b, bold_inverse(a))
 
 
-def test_step_updates_d_first_then_g_against_the_new_d():
-  c = get_config("tiny")
+def one_step(c):
+  """A tiny pix2pix on random 32x32 pairs: (family, state, batch, key) and its step's output."""
   family = Pix2pix(c, DatasetInfo("d", (32, 32, 2), 0, 100))
   state = jax.jit(family.init_state)(jax.random.key(0))
   k = jax.random.split(jax.random.key(1), 2)
   batch = {"A": {"image": jax.random.uniform(k[0], (4, 32, 32, 1), minval=-1, maxval=1)},
            "B": {"image": jax.random.uniform(k[1], (4, 32, 32, 1), minval=-1, maxval=1)}}
   key = jax.random.key(2)
-  new, metrics = jax.jit(family.update)(state, batch, key)
+  return (family, state, batch, key, *jax.jit(family.update)(state, batch, key))
+
+
+def test_step_updates_d_first_then_g_against_the_new_d():
+  c = get_config("tiny")
+  family, state, batch, key, new, metrics = one_step(c)
 
   @jax.jit
   def by_hand(state, new_d, batch, key):
@@ -119,13 +124,7 @@ def test_lsgan_is_the_authors_mse():
   G's adversarial term MSE(D(x, y'), 1) against the updated D, beside 100 L1."""
   c = get_config("tiny")
   c.loss.kind = "lsgan"
-  family = Pix2pix(c, DatasetInfo("d", (32, 32, 2), 0, 100))
-  state = jax.jit(family.init_state)(jax.random.key(0))
-  k = jax.random.split(jax.random.key(1), 2)
-  batch = {"A": {"image": jax.random.uniform(k[0], (4, 32, 32, 1), minval=-1, maxval=1)},
-           "B": {"image": jax.random.uniform(k[1], (4, 32, 32, 1), minval=-1, maxval=1)}}
-  key = jax.random.key(2)
-  new, metrics = jax.jit(family.update)(state, batch, key)
+  family, state, batch, key, new, metrics = one_step(c)
 
   @jax.jit
   def by_hand(state, new_d, batch, key):
