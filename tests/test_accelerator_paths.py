@@ -12,6 +12,7 @@ from gen.train import sharding, train
 from gen.train import step as step_lib
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", ["gan", "vae", "cyclegan"])
 def test_bfloat16_trains_tracks_float32_and_checkpoints_float32(tmp_path, family):
   runs = {}

@@ -277,6 +277,7 @@ def run_steps(family, n):
   return state, history
 
 
+@pytest.mark.slow
 def test_ada_at_p_0_and_no_adjustment_trains_exactly_as_without_augmentation():
   plain, _ = run_steps(GAN(tiny(), INFO), 1)
   ada, history = run_steps(GAN(tiny(augment__ada="bgc", augment__ada_interval=0), INFO), 1)
@@ -286,6 +287,7 @@ def test_ada_at_p_0_and_no_adjustment_trains_exactly_as_without_augmentation():
   chex.assert_trees_all_equal((plain.g, plain.d), (ada.g, ada.d))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides", [
     dict(loss__kind="ns", augment__diffaugment="color,translation,cutout", augment__ada="bgc",
          augment__ada_p=0.5, augment__ada_interval=2, augment__ada_kimg=0.1,
@@ -373,6 +375,7 @@ def tiny_run(num_steps, **sections):
   return c
 
 
+@pytest.mark.slow
 def test_ada_target_and_bcr_vary_over_members(tmp_path):
   workdir = str(tmp_path / "members")
   train(tiny_run(
@@ -393,6 +396,7 @@ def test_ada_target_and_bcr_vary_over_members(tmp_path):
     assert ("bcr_real" in rs[0]) and (rs[0]["bcr_real"] > 0)
 
 
+@pytest.mark.slow
 def test_resume_with_diffaugment_ada_and_lecam_is_bitwise(tmp_path):
   sections = dict(augment=dict(diffaugment="color,translation,cutout", ada="bgc", ada_p=0.3,
                                ada_interval=3, ada_kimg=0.1),

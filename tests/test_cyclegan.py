@@ -104,6 +104,7 @@ def test_losses_by_hand():
   np.testing.assert_allclose(losses.l1(jnp.asarray([1.0, -1.0]), jnp.asarray([0.5, 0.0])), 0.75)
 
 
+@pytest.mark.slow
 def test_step_combines_the_losses_with_the_papers_weights():
   family = CycleGAN(get_config("tiny"), DatasetInfo("d", (28, 28, 1), 10, 2000))
   state = jax.jit(family.init_state)(jax.random.key(0))
@@ -151,6 +152,7 @@ def test_digits2bold_is_unpaired_for_training_and_exact_for_testing():
   assert t[0, 0] == t[1, 1] == 55 and t[2, 2] == t[3, 3] == 155 and t[4, 4] == 255 and t[1, 2] == 155
 
 
+@pytest.mark.slow
 def test_train_cyclegan_cli_end_to_end_and_translate(tmp_path):
   workdir = str(tmp_path / "run")
   result = run(["train_cyclegan.py", f"--workdir={workdir}", *TINY])
@@ -220,6 +222,7 @@ def test_train_cyclegan_cli_end_to_end_and_translate(tmp_path):
       "1000 testA translated vs digits2bold:testB (1000 images), digits-v1, resize none")
 
 
+@pytest.mark.slow
 def test_cyclegan_resume_is_bitwise_identical_including_the_pool(tmp_path):
   def config(num_steps):
     c = get_config("tiny")

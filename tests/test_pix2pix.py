@@ -156,8 +156,10 @@ def test_bad_values_are_one_line():
       c[key] = value
     with pytest.raises(UserError, match=message):
       Pix2pix(c, info)
+  c = get_config("tiny")
+  c.model.d_layers = 3
   with pytest.raises(UserError, match=r"^a 3-layer PatchGAN needs images of at least 24x24, not 16x16"):
-    Pix2pix(get_config("tiny"), DatasetInfo("d", (16, 16, 2), 10, 100))
+    Pix2pix(c, DatasetInfo("d", (16, 16, 2), 10, 100))
 
 
 def test_resume_is_bitwise_identical(tmp_path):

@@ -61,6 +61,7 @@ def checkpoints(workdir):
   return sorted(os.listdir(os.path.join(workdir, "checkpoints")))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_signal_saves_at_the_current_step_and_exits_0(tmp_path, sig):
   workdir = str(tmp_path / "run")

@@ -119,6 +119,7 @@ def test_biggan_is_conditional_where_there_are_labels_else_says_so():
   assert "shared" not in shapes.g.params and "embedding" not in shapes.d.params
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant,top,extra", [
     # SNGAN with another loss (least squares) as two members (seeds) in one vmapped program
     # (what GPUs run; CPUs default to a loop over members, which compiles twice as much).

@@ -187,6 +187,7 @@ def read_png(path):
   return image[..., None] if image.ndim == 2 else image
 
 
+@pytest.mark.slow
 def test_sample_truncation_and_class_grid(runs, tmp_path):
   workdir = runs["conditional"]
   _, family, state = restore_for_inference(workdir)

@@ -28,6 +28,7 @@ def _nll_by_hand(run_dir):
   return {k: list(v.values()) for k, v in out.items()}
 
 
+@pytest.mark.slow
 def test_sweep_runs_each_combination_resumes_and_reports(tmp_path):
   workdir = str(tmp_path / "abl")
   args = [*SWEEP, f"--workdir={workdir}", "--grid=objective.train_k=1,2"]
@@ -78,6 +79,7 @@ def test_sweep_runs_each_combination_resumes_and_reports(tmp_path):
   assert "http://" not in page and "https://" not in page and "src=\"/" not in page  # offline
 
 
+@pytest.mark.slow
 def test_a_failing_run_is_reported_and_the_others_go_on(tmp_path):
   workdir = str(tmp_path / "abl")
   p = run([*SWEEP, f"--workdir={workdir}", "--grid=model.likelihood=bernoulli,poisson"])

@@ -93,6 +93,7 @@ def test_train_gan_cli_end_to_end_and_sample(tmp_path):
   np.testing.assert_array_equal(images, np.load(again)["images"])
 
 
+@pytest.mark.slow
 def test_four_devices_match_one_device(tmp_path):
   args = [*TINY_GAN, "--config.num_steps=4", "--config.checkpoint_every=4", "--config.sample_every=4"]
   one, four = str(tmp_path / "one"), str(tmp_path / "four")

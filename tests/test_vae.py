@@ -168,6 +168,7 @@ def evaluate(workdir, k, split="test"):
   return evaluation.evaluate(c, family, state, open_builder("mnist5k"), sharding.make_mesh(), ["nll"])
 
 
+@pytest.mark.slow
 def test_importance_sampled_nll_is_below_the_elbo_and_falls_with_k(trained):
   results = [evaluate(trained, k) for k in (1, 10, 100)]
   # K = 1: the estimate is the ELBO itself.
@@ -198,6 +199,7 @@ def test_pictures_of_a_trained_model(trained):
   assert pictures["traversals"].shape == (8 * 30 + 2, 9 * 30 + 2, 1)
 
 
+@pytest.mark.slow
 def test_train_vae_cli_end_to_end_evaluate_and_sample(tmp_path):
   workdir = str(tmp_path / "run")
   result = run(["train_vae.py", f"--workdir={workdir}", *TINY_VAE])
@@ -255,6 +257,7 @@ def test_vae_resume_is_bitwise_identical(tmp_path):
   assert rows(straight)[-1] == rows(resumed)[-1]  # the final evaluation
 
 
+@pytest.mark.slow
 def test_evaluate_errors(tmp_path, trained):
   result = run(["-m", "gen", "evaluate", f"--workdir={trained}", "--metrics=nope"])
   assert result.returncode == 2 and "error: unknown metric 'nope'" in result.stderr

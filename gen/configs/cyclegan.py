@@ -47,6 +47,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if variant == "tiny":  # every moving part in seconds: tests and smoke runs
     c.model.ngf = c.model.ndf = 4
     c.model.blocks = 1
+    c.model.d_layers = 1
     shrink_to_tiny(c, batch_size=2)
     c.pool.size = 3
     c.eval.batch_size = 500

@@ -50,6 +50,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if variant == "tiny":  # every moving part in seconds: tests and smoke runs
     c.model.ngf = c.model.ndf = 4
     c.model.num_downs = 2
+    c.model.d_layers = 1
     shrink_to_tiny(c, batch_size=4)
     c.eval.batch_size = 500
     c.eval.metrics = "mae"

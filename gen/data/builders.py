@@ -8,10 +8,13 @@ prepare it elsewhere. TensorFlow is imported here, lazily, and nowhere before a 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
+import importlib.util
 import os
 import socket
+import sys
 import threading
 
 from gen.data.info import DatasetInfo, parse_image_size
@@ -26,7 +29,8 @@ def tf_and_tfds():
   """Imports TensorFlow lazily (so `import gen` stays light) and keeps it off accelerators."""
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
   os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")  # tf.data only; and its start-up banner
-  import tensorflow as tf
+  with _without_eager_keras():
+    import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")
   import tensorflow_datasets as tfds
   from tensorflow_datasets.core.utils import gcs_utils
@@ -35,6 +39,22 @@ def tf_and_tfds():
   import gen.data.digits2bold
   import gen.data.mnist5k  # noqa: F401  registers mnist5k
   return tf, tfds
+
+
+@contextlib.contextmanager
+def _without_eager_keras():
+  """`import tensorflow` also imports Keras's optimizers eagerly (~4 s of a 7-11 s import) unless
+  TF_USE_LEGACY_KERAS names the tf_keras package; where that is not installed TensorFlow skips
+  the eager import. gen uses only tf.data. Set for the import alone: `tf.keras`, loaded lazily,
+  is still Keras 3 afterwards."""
+  if "TF_USE_LEGACY_KERAS" in os.environ or "keras" in sys.modules or importlib.util.find_spec("tf_keras"):
+    yield
+    return
+  os.environ["TF_USE_LEGACY_KERAS"] = "1"
+  try:
+    yield
+  finally:
+    del os.environ["TF_USE_LEGACY_KERAS"]
 
 
 def default_data_dir() -> str:
