@@ -58,6 +58,20 @@ def offline_datasets():
       open_builder(name)
 
 
+def shared_run(name: str, make) -> str:
+  """A run directory made once per test run and shared by every xdist worker: the first worker
+  to ask calls `make(workdir)` while the others wait. Tests only read it."""
+  workdir = os.path.join(_TMP, "runs", name)
+  os.makedirs(os.path.dirname(workdir), exist_ok=True)
+  with open(workdir + ".lock", "w") as lock:
+    fcntl.flock(lock, fcntl.LOCK_EX)
+    if not os.path.exists(workdir + ".done"):
+      shutil.rmtree(workdir, ignore_errors=True)
+      make(workdir)
+      open(workdir + ".done", "w").close()
+  return workdir
+
+
 def pytest_collection_modifyitems(items):
   """Slow tests (marked `slow`: tens of seconds on 2 cores) first, so that the workers end on
   short tests instead of one waiting for another's long one; `-m "not slow"` is a fast local

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import run
+from conftest import run, shared_run
 from PIL import Image, ImageSequence
 from scipy import stats
 
@@ -155,18 +155,16 @@ def test_vae_samples_are_unchanged_and_truncate():
 # -- the command lines -------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-  """{'conditional': workdir, 'unconditional': workdir} of two tiny DCGANs (~15 s)."""
-  root = tmp_path_factory.mktemp("sampling")
+@pytest.fixture(scope="session")
+def runs():
+  """{'conditional': workdir, 'unconditional': workdir} of two tiny DCGANs (~15 s), made once
+  per test run."""
   conditional = get_config("tiny")
   conditional.model.conditional = True
   conditional.num_steps = conditional.log_every = conditional.sample_every = 200
   conditional.checkpoint_every = 200
-  workdirs = {"conditional": str(root / "conditional"), "unconditional": str(root / "unconditional")}
-  train(conditional, workdirs["conditional"])
-  train(get_config("tiny"), workdirs["unconditional"])
-  return workdirs
+  return {"conditional": shared_run("dcgan_conditional200", lambda w: train(conditional, w)),
+          "unconditional": shared_run("dcgan_tiny", lambda w: train(get_config("tiny"), w))}
 
 
 def ok(result):

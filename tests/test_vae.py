@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import TINY_VAE, assert_same_training, metrics_rows, run
+from conftest import TINY_VAE, assert_same_training, metrics_rows, run, shared_run
 
 from gen.configs.vae import get_config
 from gen.data import DatasetInfo, open_builder
@@ -151,15 +151,13 @@ def test_bad_values(change, message):
     VAE(c, INFO)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-  """The default MLP VAE trained for 600 steps on mnist5k (about 15 s)."""
-  workdir = str(tmp_path_factory.mktemp("vae"))
+@pytest.fixture(scope="session")
+def trained():
+  """The default MLP VAE trained for 600 steps on mnist5k (about 15 s), once per test run."""
   c = get_config()
   c.update(dict(num_steps=600, log_every=300, sample_every=600, checkpoint_every=600))
   c.eval.metrics = ""
-  train(c, workdir)
-  return workdir
+  return shared_run("vae600", lambda workdir: train(c, workdir))
 
 
 def evaluate(workdir, k, split="test"):
