@@ -50,13 +50,16 @@ def test_unet_pads_to_its_depth_and_drops_out_only_where_the_authors_do():
   x = jax.random.uniform(jax.random.key(0), (2, 28, 36, 1), minval=-1, maxval=1)
   for downs, dropout_layers in ((5, False), (6, True)):
     g = UnetGenerator(1, downs, ngf=4)
-    v = g.init({"params": jax.random.key(1), "dropout": jax.random.key(2)}, x, train=False)
-    y = g.apply(v, x, train=False)
+    # Jitted: op by op, these few calls compile ~280 small programs.
+    v = jax.jit(lambda x: g.init({"params": jax.random.key(1), "dropout": jax.random.key(2)},
+                                 x, train=False))(x)
+    infer = jax.jit(lambda v, x: g.apply(v, x, train=False))
+    y = infer(v, x)
     assert y.shape == x.shape and float(jnp.abs(y).max()) <= 1.0
-    train = lambda k: g.apply(v, x, train=True, rngs={"dropout": jax.random.key(k)},
-                              mutable=["batch_stats"])[0]
+    train = jax.jit(lambda k: g.apply(v, x, train=True, rngs={"dropout": jax.random.key(k)},
+                                      mutable=["batch_stats"])[0])
     assert bool(jnp.any(train(3) != train(4))) == dropout_layers
-    np.testing.assert_array_equal(g.apply(v, x, train=False), y)  # inference: deterministic
+    np.testing.assert_array_equal(infer(v, x), y)  # inference: deterministic
 
 
 def test_paired_digits_are_x_beside_t_x_and_crops_and_flips_move_both_halves():
