@@ -102,33 +102,38 @@ def test_policies_apply_in_the_order_given_with_their_own_draws():
 
 # -- ADA --------------------------------------------------------------------------------
 
+# Jitted: op by op, each test would compile some 50-100 small programs.
+ada = jax.jit(augment.ada, static_argnums=3)
+ada_apply = jax.jit(augment.ada_apply)
+ada_draws = jax.jit(augment.ada_draws, static_argnums=(2, 3))
+
 
 @pytest.mark.parametrize("shape", [(4, 12, 10, 3), (4, 9, 9, 1)])
 def test_ada_with_p_0_is_the_identity(shape):
   x = images(shape)
-  out = augment.ada(x, jax.random.key(0), 0.0, "bgc")
+  out = ada(x, jax.random.key(0), 0.0, "bgc")
   np.testing.assert_array_equal(out, x)
-  assert not np.allclose(augment.ada(x, jax.random.key(0), 1.0, "bgc"), x)
+  assert not np.allclose(ada(x, jax.random.key(0), 1.0, "bgc"), x)
 
 
 def test_ada_blit_transforms_with_p_1_are_exact():
   x, key = images((16, 10, 10, 3)), jax.random.key(2)
   xn = np.asarray(x)
-  flip = np.asarray(augment.ada_draws(key, 1.0, "xflip", x.shape)["xflip"])
+  flip = np.asarray(ada_draws(key, 1.0, "xflip", x.shape)["xflip"])
   assert 0 < flip.sum() < 16  # a fair coin per image
-  out = np.asarray(augment.ada(x, key, 1.0, "xflip"))
+  out = np.asarray(ada(x, key, 1.0, "xflip"))
   for n in range(16):
     np.testing.assert_array_equal(out[n], xn[n, :, ::-1] if flip[n] else xn[n])
-  quarter = np.asarray(augment.ada_draws(key, 1.0, "rotate90", x.shape)["rotate90"])
+  quarter = np.asarray(ada_draws(key, 1.0, "rotate90", x.shape)["rotate90"])
   assert set(quarter.tolist()) == {0, 1, 2, 3}
-  out = np.asarray(augment.ada(x, key, 1.0, "rotate90"))
+  out = np.asarray(ada(x, key, 1.0, "rotate90"))
   for n in range(16):
     np.testing.assert_array_equal(out[n], np.rot90(xn[n], k=quarter[n], axes=(0, 1)))
   # Integer translation: out[i, j] = x[i - ty, j - tx], mirrored at the borders (reflect).
-  t = np.asarray(augment.ada_draws(key, 1.0, "xint", x.shape)["xint"]).astype(int)
+  t = np.asarray(ada_draws(key, 1.0, "xint", x.shape)["xint"]).astype(int)
   assert np.abs(t).max() == 1 and np.abs(t).sum() > 0  # round(U(-0.125, 0.125) * 10)
   mirror = lambda i: np.abs(i) if i < 0 else (18 - i if i > 9 else i)
-  out = np.asarray(augment.ada(x, key, 1.0, "xint"))
+  out = np.asarray(ada(x, key, 1.0, "xint"))
   for n in range(16):
     rows = [mirror(i - t[n, 1]) for i in range(10)]
     cols = [mirror(j - t[n, 0]) for j in range(10)]
@@ -138,53 +143,53 @@ def test_ada_blit_transforms_with_p_1_are_exact():
 def test_ada_general_geometry_agrees_with_the_exact_transforms():
   x = images((2, 10, 10, 3))
   quarter = {"rotate": jnp.array([[np.pi / 2, 0.0], [0.0, -np.pi / 2]])}
-  np.testing.assert_allclose(augment.ada_apply(x, quarter),
-                             augment.ada_apply(x, {"rotate90": jnp.array([1, 3])}), atol=1e-5)
+  np.testing.assert_allclose(ada_apply(x, quarter),
+                             ada_apply(x, {"rotate90": jnp.array([1, 3])}), atol=1e-5)
   whole = {"xfrac": jnp.array([[1.0, -1.0], [0.0, 0.0]])}
-  np.testing.assert_array_equal(augment.ada_apply(x, whole),
-                                augment.ada_apply(x, {"xint": whole["xfrac"]}))
+  np.testing.assert_array_equal(ada_apply(x, whole),
+                                ada_apply(x, {"xint": whole["xfrac"]}))
   # A half-pixel shift is the mean of the two neighbours (bilinear).
-  half = np.asarray(augment.ada_apply(x, {"xfrac": jnp.array([[0.5, 0.0], [0.0, 0.0]])}))
+  half = np.asarray(ada_apply(x, {"xfrac": jnp.array([[0.5, 0.0], [0.0, 0.0]])}))
   np.testing.assert_allclose(half[0, :, 1:], (x[0, :, 1:] + x[0, :, :-1]) / 2, atol=1e-6)
   # Scaling by 2 about the centre, on a horizontal ramp (bilinear is exact on it): output
   # column j samples input column (j - c) / 2 + c, c = 4.5.
   ramp = jnp.broadcast_to(jnp.arange(10.0)[None, None, :, None], (2, 10, 10, 3))
-  zoom = np.asarray(augment.ada_apply(ramp, {"scale": jnp.array([2.0, 1.0]),
+  zoom = np.asarray(ada_apply(ramp, {"scale": jnp.array([2.0, 1.0]),
                                              "aniso": jnp.array([1.0, 1.0])}))
   np.testing.assert_allclose(zoom[0], np.broadcast_to(((np.arange(10.0) - 4.5) / 2 + 4.5)[None, :, None],
                                                       (10, 10, 3)), atol=1e-6)
   np.testing.assert_array_equal(zoom[1], ramp[1])
   # Anisotropic scaling by s stretches x by s and squeezes y by 1/s: the ramp by s.
-  stretched = np.asarray(augment.ada_apply(ramp, {"aniso": jnp.array([2.0, 0.5])}))
+  stretched = np.asarray(ada_apply(ramp, {"aniso": jnp.array([2.0, 0.5])}))
   np.testing.assert_allclose(stretched[:, 0, 4:6, 0], [[4.25, 4.75], [3.5, 5.5]], atol=1e-6)
 
 
 def test_ada_colour_transforms_by_value():
   x = images((3, 4, 4, 3))
   b, c = jnp.array([0.1, -0.2, 0.0]), jnp.array([1.5, 0.5, 1.0])
-  bc = augment.ada_apply(x, {"brightness": b, "contrast": c})  # C = contrast @ brightness
+  bc = ada_apply(x, {"brightness": b, "contrast": c})  # C = contrast @ brightness
   np.testing.assert_allclose(bc, (x + b[:, None, None, None]) * c[:, None, None, None], atol=1e-6)
   mean = jnp.mean(x, axis=-1, keepdims=True)
   s = jnp.array([0.0, 2.0, 1.0])  # about the luma axis: towards / away from the channel mean
-  np.testing.assert_allclose(augment.ada_apply(x, {"saturation": s}),
+  np.testing.assert_allclose(ada_apply(x, {"saturation": s}),
                              mean + (x - mean) * s[:, None, None, None], atol=1e-6)
-  np.testing.assert_allclose(augment.ada_apply(x, {"lumaflip": jnp.array([1, 0, 1])})[0],
+  np.testing.assert_allclose(ada_apply(x, {"lumaflip": jnp.array([1, 0, 1])})[0],
                              x[0] - 2 * mean[0], atol=1e-6)
-  hue = np.asarray(augment.ada_apply(x, {"hue": jnp.array([2 * np.pi / 3, np.pi, 0.0])}))
+  hue = np.asarray(ada_apply(x, {"hue": jnp.array([2 * np.pi / 3, np.pi, 0.0])}))
   np.testing.assert_allclose(hue[0], np.asarray(x[0])[..., [2, 0, 1]], atol=1e-5)  # 120 degrees
   np.testing.assert_allclose(hue.mean(-1), np.asarray(mean[..., 0]), atol=1e-6)  # luma kept
   # One channel: brightness and contrast as above, hue and saturation leave it alone.
   g = images((3, 4, 4, 1))
   np.testing.assert_allclose(
-      augment.ada_apply(g, {"brightness": b, "contrast": c, "hue": b, "saturation": c}),
+      ada_apply(g, {"brightness": b, "contrast": c, "hue": b, "saturation": c}),
       (g + b[:, None, None, None]) * c[:, None, None, None], atol=1e-6)
-  np.testing.assert_allclose(augment.ada_apply(g, {"lumaflip": jnp.array([1, 1, 0])})[:2], -g[:2],
+  np.testing.assert_allclose(ada_apply(g, {"lumaflip": jnp.array([1, 1, 0])})[:2], -g[:2],
                              atol=1e-6)
 
 
 def test_ada_probabilities_and_strengths():
   n = 20000
-  d = augment.ada_draws(jax.random.key(4), 0.3, "bgc", (n, 32, 32, 3))
+  d = ada_draws(jax.random.key(4), 0.3, "bgc", (n, 32, 32, 3))
   applied = lambda v, identity: np.mean(np.asarray(v) != identity)
   assert abs(applied(d["scale"], 1.0) - 0.3) < 0.015
   assert abs(applied(d["brightness"], 0.0) - 0.3) < 0.015
@@ -234,10 +239,11 @@ def test_gradients_flow_through_the_augmentations(name):
   fn = {"diffaugment": lambda x: augment.diffaugment(x, key, "color,translation,cutout"),
         "ada": lambda x: augment.ada(x, key, 1.0, "bgc"),
         "consistency": lambda x: augment.consistency_transform(x, key)}[name]
-  grad = jax.grad(lambda x: jnp.sum(fn(x) * weight))(x)
+  grad = jax.jit(jax.grad(lambda x: jnp.sum(fn(x) * weight)))(x)
   assert np.isfinite(grad).all() and np.abs(grad).sum() > 0
   # Linear in x with fixed draws: the gradient is the transpose, <grad, v> = <weight, T(v) - T(0)>.
   v = images(seed=2)
+  fn = jax.jit(fn)
   np.testing.assert_allclose(jnp.sum(grad * v), jnp.sum(weight * (fn(v) - fn(jnp.zeros_like(v)))),
                              rtol=1e-4)
 

@@ -21,11 +21,12 @@ def test_upconv_equals_flax_conv_transpose(shape, features):
   x = jax.random.normal(jax.random.key(0), shape)
   reference = nn.ConvTranspose(features, (4, 4), strides=(2, 2), padding=((2, 2), (2, 2)),
                                use_bias=False)
-  params = reference.init(jax.random.key(1), x)
+  params = jax.jit(reference.init)(jax.random.key(1), x)
   ours = UpConv(features)
-  assert jax.tree.map(jnp.shape, ours.init(jax.random.key(1), x)) == jax.tree.map(jnp.shape, params)
-  y_ref = reference.apply(params, x)
-  y = ours.apply(params, x)
+  assert jax.tree.map(jnp.shape, jax.eval_shape(ours.init, jax.random.key(1), x)) == \
+      jax.tree.map(jnp.shape, params)
+  y_ref = jax.jit(reference.apply)(params, x)
+  y = jax.jit(ours.apply)(params, x)
   assert y.shape == (shape[0], 2 * shape[1], 2 * shape[2], features)
   np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
   # Same gradients with respect to the kernel and the input.
@@ -42,12 +43,12 @@ def test_every_upsampling_formulation_is_the_same_function(k, padding, features)
   with flax's ConvTranspose, values and gradients."""
   x = jax.random.normal(jax.random.key(0), (2, 5, 6, 8))
   reference = nn.ConvTranspose(features, (k, k), strides=(2, 2), padding=padding, use_bias=False)
-  params = reference.init(jax.random.key(1), x)
+  params = jax.jit(reference.init)(jax.random.key(1), x)
   kernel = params["params"]["kernel"]
-  y_ref = reference.apply(params, x)
+  y_ref = jax.jit(reference.apply)(params, x)
   for formulation in ("gather", "native"):
-    np.testing.assert_allclose(conv_transpose_s2(x, kernel, formulation), y_ref, rtol=1e-5,
-                               atol=1e-5)
+    y = jax.jit(conv_transpose_s2, static_argnums=2)(x, kernel, formulation)
+    np.testing.assert_allclose(y, y_ref, rtol=1e-5, atol=1e-5)
     g = jax.jit(jax.grad(lambda w, x: jnp.sum(jnp.sin(conv_transpose_s2(x, w, formulation))),
                          argnums=(0, 1)))(kernel, x)
     g_ref = jax.jit(jax.grad(
@@ -115,15 +116,17 @@ def test_conditional_and_spectral_norm_discriminator():
   d = Discriminator(32, 3, ndf=8, num_classes=10, norm="none", spectral_norm=True)
   x = jax.random.normal(jax.random.key(0), (4, 32, 32, 3))
   labels = jnp.array([0, 1, 2, 3])
-  variables = d.init(jax.random.key(1), x, labels)
+  variables = jax.jit(d.init)(jax.random.key(1), x, labels)
   assert "batch_stats" in variables  # spectral-norm power-iteration vectors
+  apply = jax.jit(lambda v, y, update: d.apply(v, x, y, update_stats=update, mutable=["batch_stats"]),
+                  static_argnums=2)
   # The projection term makes the logits depend on the label.
-  a, _ = d.apply(variables, x, labels, update_stats=False, mutable=["batch_stats"])
-  b, _ = d.apply(variables, x, labels + 1, update_stats=False, mutable=["batch_stats"])
+  a, _ = apply(variables, labels, False)
+  b, _ = apply(variables, labels + 1, False)
   assert not np.allclose(a, b)
   # update_stats advances the power iteration; without it the vectors stay put.
-  _, same = d.apply(variables, x, labels, update_stats=False, mutable=["batch_stats"])
-  _, moved = d.apply(variables, x, labels, update_stats=True, mutable=["batch_stats"])
+  _, same = apply(variables, labels, False)
+  _, moved = apply(variables, labels, True)
   leaves = lambda t: jax.tree.leaves(t["batch_stats"])
   assert all(np.array_equal(u, v) for u, v in zip(leaves(same), leaves(variables)))
   assert any(not np.array_equal(u, v) for u, v in zip(leaves(moved), leaves(variables)))
@@ -132,8 +135,8 @@ def test_conditional_and_spectral_norm_discriminator():
 def test_conditional_generator_uses_labels():
   g = Generator(28, 1, z_dim=8, ngf=8, num_classes=10)
   z = jnp.ones((2, 8))
-  variables = g.init(jax.random.key(0), z, jnp.array([0, 0]))
-  x = g.apply(variables, z, jnp.array([0, 7]), train=False)
+  variables = jax.jit(g.init)(jax.random.key(0), z, jnp.array([0, 0]))
+  x = jax.jit(lambda v, y: g.apply(v, z, y, train=False))(variables, jnp.array([0, 7]))
   assert not np.allclose(x[0], x[1])
 
 
@@ -144,8 +147,10 @@ def test_upconv_3x3_equals_flax_conv_transpose():
   kernel = jax.random.normal(jax.random.key(1), (3, 3, 6, 4))
   ref = lambda x, k: nn.ConvTranspose(4, (3, 3), (2, 2), padding=((1, 2), (1, 2)), use_bias=False
                                       ).apply({"params": {"kernel": k}}, x)
-  np.testing.assert_allclose(conv_transpose_3x3_s2(x, kernel), ref(x, kernel), atol=1e-5)
-  g = jax.grad(lambda x, k: jnp.sum(jnp.sin(conv_transpose_3x3_s2(x, k))), argnums=(0, 1))(x, kernel)
-  r = jax.grad(lambda x, k: jnp.sum(jnp.sin(ref(x, k))), argnums=(0, 1))(x, kernel)
+  np.testing.assert_allclose(jax.jit(conv_transpose_3x3_s2)(x, kernel), jax.jit(ref)(x, kernel),
+                             atol=1e-5)
+  g = jax.jit(jax.grad(lambda x, k: jnp.sum(jnp.sin(conv_transpose_3x3_s2(x, k))),
+                       argnums=(0, 1)))(x, kernel)
+  r = jax.jit(jax.grad(lambda x, k: jnp.sum(jnp.sin(ref(x, k))), argnums=(0, 1)))(x, kernel)
   for a, b in zip(g, r):
     np.testing.assert_allclose(a, b, atol=1e-4)

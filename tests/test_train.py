@@ -10,6 +10,7 @@ import pytest
 from conftest import TINY_GAN, assert_same_training, metrics_rows, run
 
 from gen.configs.gan import get_config
+from gen.data.builders import tf_and_tfds
 from gen.errors import UserError
 from gen.runs import run_dir
 from gen.runs.checkpointing import Checkpointer, abstract_like
@@ -71,8 +72,15 @@ def test_train_gan_cli_end_to_end_and_sample(tmp_path):
   assert "Traceback" not in result.stderr
   assert os.listdir(os.path.join(workdir, "checkpoints")) == ["2"]
   assert os.path.exists(os.path.join(workdir, "samples", "samples_0000002.png"))
-  assert any(f.startswith("events.out.tfevents") for f in os.listdir(os.path.join(workdir, "tensorboard")))
   rows = metrics(workdir)
+  # TensorBoard holds the same scalars as metrics.jsonl.
+  tf = tf_and_tfds()[0]
+  board = os.path.join(workdir, "tensorboard")
+  (events,) = [os.path.join(board, f) for f in os.listdir(board)]
+  logged = {(e.step, v.tag): float(tf.make_ndarray(v.tensor))
+            for e in map(tf.compat.v1.Event.FromString, tf.data.TFRecordDataset(events).as_numpy_iterator())
+            for v in e.summary.value}
+  assert logged[(2, "d_loss")] == pytest.approx(rows[1]["d_loss"], rel=1e-6)
   assert [r["step"] for r in rows] == [1, 2]
   assert all(np.isfinite(r["d_loss"]) and np.isfinite(r["g_loss"]) for r in rows)
   with open(os.path.join(workdir, "config.json")) as f:

@@ -15,6 +15,8 @@ import time
 
 import numpy as np
 
+from gen.data.builders import tf_and_tfds  # imports TensorFlow lazily, on the first call
+
 
 class RunLog:
 
@@ -27,9 +29,10 @@ class RunLog:
     self._tbs = {}
 
   def _tb(self, member: int | None):
+    """TensorBoard's own event writer (flax.metrics.tensorboard wraps the same one, but its
+    import pulls in Keras and scikit-learn: ~3 s of every run's start)."""
     if member not in self._tbs:
-      from flax.metrics import tensorboard as flax_tb  # imports TensorFlow: only once writing
-      self._tbs[member] = flax_tb.SummaryWriter(self._run.tensorboard(member))
+      self._tbs[member] = tf_and_tfds()[0].summary.create_file_writer(self._run.tensorboard(member))
     return self._tbs[member]
 
   def truncate_after(self, step: int) -> None:
@@ -51,10 +54,11 @@ class RunLog:
               **(extra or {})}
     with open(self.path, "a") as f:
       f.write(json.dumps(record) + "\n")
-    tb = self._tb(member)
-    for k, v in scalars.items():
-      if not isinstance(v, str) and math.isfinite(v):
-        tb.scalar(k, v, step)
+    tb, tf = self._tb(member), tf_and_tfds()[0]
+    with tb.as_default(step=int(step)):
+      for k, v in scalars.items():
+        if not isinstance(v, str) and math.isfinite(v):
+          tf.summary.scalar(k, float(v))
     tb.flush()
     shown = " ".join(f"{k} {_fmt(v)}" for k, v in scalars.items())
     who = "" if member is None else f" m{member}"
