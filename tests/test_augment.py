@@ -155,7 +155,7 @@ def test_ada_general_geometry_agrees_with_the_exact_transforms():
   # column j samples input column (j - c) / 2 + c, c = 4.5.
   ramp = jnp.broadcast_to(jnp.arange(10.0)[None, None, :, None], (2, 10, 10, 3))
   zoom = np.asarray(ada_apply(ramp, {"scale": jnp.array([2.0, 1.0]),
-                                             "aniso": jnp.array([1.0, 1.0])}))
+                                     "aniso": jnp.array([1.0, 1.0])}))
   np.testing.assert_allclose(zoom[0], np.broadcast_to(((np.arange(10.0) - 4.5) / 2 + 4.5)[None, :, None],
                                                       (10, 10, 3)), atol=1e-6)
   np.testing.assert_array_equal(zoom[1], ramp[1])
