@@ -13,7 +13,7 @@ from gen.train import step as step_lib
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["gan", "vae", "cyclegan"])
+@pytest.mark.parametrize("family", ["gan", "vae", "cyclegan", "diffusion"])
 def test_bfloat16_trains_tracks_float32_and_checkpoints_float32(tmp_path, family):
   runs = {}
   for dtype in ("float32", "bfloat16"):

@@ -12,17 +12,19 @@ import numpy as np
 import pytest
 from conftest import TINY_GAN, TINY_VAE, assert_same_training, metrics_rows, run, shared_run
 
-from gen.configs import cyclegan, gan, vae
+from gen.configs import cyclegan, diffusion, gan, vae
 from gen.errors import UserError
 from gen.runs import run_dir
 from gen.runs.checkpointing import Checkpointer
 from gen.train import train
 
-CONFIGS = {"gan": gan.get_config, "vae": vae.get_config, "cyclegan": cyclegan.get_config}
+CONFIGS = {"gan": gan.get_config, "vae": vae.get_config, "cyclegan": cyclegan.get_config,
+           "diffusion": diffusion.get_config}
 # Loss names compared per family (each is logged every step by the :tiny variants).
 LOSSES = {"gan": ("d_loss", "g_loss", "d_grad_norm", "g_grad_norm", "r1"),
           "vae": ("loss", "neg_elbo", "kl", "grad_norm"),
-          "cyclegan": ("g_loss", "cycle_a", "idt_b", "d_a", "d_b", "g_grad_norm")}
+          "cyclegan": ("g_loss", "cycle_a", "idt_b", "d_a", "d_b", "g_grad_norm"),
+          "diffusion": ("loss", "grad_norm")}
 # Each family: K members from seeds, from varied values, or both (K = 2 for the CycleGAN, the
 # costliest to compile and run).
 MEMBERS = {"gan": dict(seeds=3, vary="loss.r1_gamma=1"),

@@ -112,14 +112,17 @@ def test_gan_in_two_processes_equals_one_process_resumes_bitwise_and_the_tools_w
      "--config.eval.batch_size=104"],  # nll, and two members
     ["train_cyclegan.py", *TINY_CYCLEGAN, "--config.num_steps=3", "--config.batch_size=4",
      "--config.eval.batch_size=104"],  # mae over testA/testB
-], ids=["vae", "cyclegan"])
+    ["train_diffusion.py", "--config=gen/configs/diffusion.py:tiny", "--config.num_steps=3",
+     "--config.eval.metrics=fid_digits", "--config.eval.num_samples=64",
+     "--config.eval.batch_size=104"],  # sampling, and FID over both processes' samples
+], ids=["vae", "cyclegan", "diffusion"])
 def test_two_processes_equal_one_process(tmp_path, args):
   run_processes([*args, f"--workdir={tmp_path / 'two'}"])
   single = run([*args, f"--workdir={tmp_path / 'one'}"])
   assert single.returncode == 0, single.stderr
   rows = metrics_rows(str(tmp_path / "two"))
   assert any(k.startswith("test_") for r in rows for k in r)  # the evaluation is compared too
-  family = "vae" if "train_vae.py" in args else "cyclegan"
+  family = args[0][len("train_"):-len(".py")]
   assert_same_training(rows, metrics_rows(str(tmp_path / "one")), family)
 
 

@@ -10,7 +10,7 @@ def trainer_config(*, family: str, batch_size: int, num_steps: int, log_every: i
                    eval_every: int) -> ml_collections.ConfigDict:
   """The loop's settings; the arguments have no default that fits every family."""
   c = ml_collections.ConfigDict()
-  c.family = family  # gan | vae | cyclegan | pix2pix | one's own (docs/adding_a_family.md)
+  c.family = family  # gan | vae | cyclegan | pix2pix | diffusion | one's own (docs/adding_a_family.md)
   c.seed = 0  # the run's base PRNG key and the data order
   c.batch_size = batch_size  # global, over all devices and processes
   c.num_steps = num_steps

@@ -2,7 +2,7 @@
 
 `get(name)` finds a family: one registered already (`@register(name)` in the module that
 defines it, e.g. a config file that defines or imports it, see tests/toy_family.py), else the
-module `gen.families.<name>` (the built-in families: gan, vae, cyclegan, pix2pix), else a
+module `gen.families.<name>` (the built-in families: gan, vae, cyclegan, pix2pix, diffusion), else a
 module named `name`, which must register that name.
 """
 

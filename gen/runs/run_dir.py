@@ -138,18 +138,26 @@ def restore_run(workdir: str):
   return config, family, state, members
 
 
-def restore_for_inference(workdir: str, member: int | None = None):
+def restore_for_inference(workdir: str, member: int | None = None, sampling: dict | None = None):
   """(config, family, state) of one model of a run: the run's, or member `member`'s (then the
   config and family are that member's: its seed and varied values), replicated on all devices.
+  `sampling` ({name: value} of the config's `sample` section: a diffusion run's sampler, NFE,
+  guidance) replaces those settings for this use; the family checks the new values.
   """
   config, family, state, members = restore_run(workdir)
-  if members is None:
-    if member not in (None, 0):
-      raise UserError(f"{workdir!r} holds a run without members: --member must be left out")
-    return config, family, state
-  if member is None or not 0 <= member < members.count:
-    raise UserError(f"{workdir!r} holds {members.count} members: pass --member 0..{members.count - 1} "
-                    f"(e.g. --member 0 is {members.label(0)})")
-  config = members.config_for(config, member)
-  family = get_family(config.family)(config, family.info)
-  return config, family, sharding.take_member(state, member, sharding.replicated(sharding.make_mesh()))
+  if members is None and member not in (None, 0):
+    raise UserError(f"{workdir!r} holds a run without members: --member must be left out")
+  if members is not None:
+    if member is None or not 0 <= member < members.count:
+      raise UserError(f"{workdir!r} holds {members.count} members: pass --member "
+                      f"0..{members.count - 1} (e.g. --member 0 is {members.label(0)})")
+    config = members.config_for(config, member)
+    state = sharding.take_member(state, member, sharding.replicated(sharding.make_mesh()))
+  if sampling:
+    if "sample" not in config:
+      raise UserError(f"--{' --'.join(sampling)} set{'s' if len(sampling) == 1 else ''} how a "
+                      f"diffusion model samples; {workdir!r} holds a {config.family} run")
+    config = members_lib.with_values(config, {f"sample.{k}": v for k, v in sampling.items()})
+  if members is not None or sampling:
+    family = get_family(config.family)(config, family.info)
+  return config, family, state

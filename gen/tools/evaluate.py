@@ -76,7 +76,8 @@ def main():
     if processes.primary():
       print(json.dumps(results))
     return
-  config, family, state = run_dir.restore_for_inference(FLAGS.workdir, FLAGS.member)
+  config, family, state = run_dir.restore_for_inference(
+      FLAGS.workdir, FLAGS.member, runner.sampling_flags())
   if FLAGS.num_importance is not None:
     config.eval.num_importance = FLAGS.num_importance
   if FLAGS.num_samples is not None:
@@ -101,6 +102,7 @@ def main():
 
 def cli() -> None:
   _define_flags()
+  runner.define_sampling_flags()
   runner.run(main)
 
 

@@ -86,7 +86,8 @@ def main():
   from gen.families import LatentSampler
   from gen.objectives import latents
   from gen.runs.run_dir import restore_for_inference
-  config, family, state = restore_for_inference(FLAGS.workdir, FLAGS.member)
+  config, family, state = restore_for_inference(
+      FLAGS.workdir, FLAGS.member, runner.sampling_flags())
   if not isinstance(family, LatentSampler):
     raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run: gen interpolate needs a "
                     f"model that draws images from latents z ~ N(0, I) (gan, vae)")
@@ -118,6 +119,7 @@ def main():
 
 def cli() -> None:
   _define_flags()
+  runner.define_sampling_flags()
   runner.run(main)
 
 

@@ -100,6 +100,22 @@ def define_process_flags() -> None:
                        "before the others stop (multi-process runs).")
 
 
+def define_sampling_flags() -> None:
+  """How a diffusion run samples, for the tools that sample (its config's `sample` section)."""
+  flags.DEFINE_string("sampler", None, "Diffusion: heun | euler | stochastic | ddim | flow_euler "
+                      "| flow_heun (default: the run's config.sample.sampler).")
+  flags.DEFINE_integer("nfe", None, "Diffusion: network evaluations per sample (default: the "
+                       "run's config.sample.nfe).")
+  flags.DEFINE_float("guidance", None, "Diffusion, class-conditional: classifier-free guidance "
+                     "weight w, (1 + w) cond - w uncond (default: config.sample.guidance).")
+
+
+def sampling_flags() -> dict:
+  """{name: value} of the sampling flags given on the command line."""
+  return {name: flags.FLAGS[name].value for name in ("sampler", "nfe", "guidance")
+          if flags.FLAGS[name].value is not None}
+
+
 def _from_env(value, name: str, kind=str):
   if value is not None or not os.environ.get(name):
     return value

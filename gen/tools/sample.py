@@ -1,7 +1,7 @@
 """Samples from a run's latest checkpoint (the EMA generator where the family has one).
 
   gen sample --workdir runs/gan --num 1000 --out samples.npz [--seed 0] [--member I]
-      [--truncation PSI] [--grid grid.png [--per_class K]]
+      [--truncation PSI] [--grid grid.png [--per_class K]] [--sampler S] [--nfe N] [--guidance W]
 
 --out writes `images` (uint8 [N, H, W, C]) and, for class-conditional models, `labels`
 (int32 [N], balanced over the classes: i % num_classes) to the .npz file.
@@ -10,6 +10,10 @@
 trick, every latent coordinate with |z| > PSI redrawn until it is inside (gen.objectives.latents); smaller
 PSI, less variety and more typical images. Left out, the latents (and images) are exactly the
 untruncated ones.
+
+--sampler, --nfe and --guidance (diffusion runs) replace the run's config.sample settings:
+the sampler, its network evaluations per image, and the classifier-free guidance weight
+(docs/diffusion.md).
 
 --grid FILE.png writes a picture: for a class-conditional model one row per class, K images
 each (--per_class, default 8: the draw of `--num C*K` with the same seed, sorted by class);
@@ -65,7 +69,8 @@ def main():
   from gen.families import LatentSampler, Sampler, Translator
   from gen.objectives import latents
   from gen.runs.run_dir import restore_for_inference
-  config, family, state = restore_for_inference(FLAGS.workdir, FLAGS.member)
+  config, family, state = restore_for_inference(
+      FLAGS.workdir, FLAGS.member, runner.sampling_flags())
   if not isinstance(family, Sampler):
     raise UserError(f"{FLAGS.workdir!r} holds a {config.family} run, which does not sample images"
                     + (": use gen translate" if isinstance(family, Translator) else ""))
@@ -112,6 +117,7 @@ def main():
 
 def cli() -> None:
   _define_flags()
+  runner.define_sampling_flags()
   runner.run(main)
 
 

@@ -86,14 +86,15 @@ class Members:
 
   def config_for(self, config, i: int):
     """The config a separate run of member i would have: its seed and varied values."""
-    return _with_values(config, {"seed": self.seeds[i], "seeds": 1, "vary": "",
+    return with_values(config, {"seed": self.seeds[i], "seeds": 1, "vary": "",
                                  **self.values[i]})
 
   def distinct_seeds(self) -> list[int]:
     return sorted(set(self.seeds))
 
 
-def _with_values(config, values: dict):
+def with_values(config, values: dict):
+  """A copy of `config` with the dotted names set, each in its old value's type."""
   out = config.copy_and_resolve_references()
   with out.unlocked():
     for name, v in values.items():
