@@ -1,4 +1,4 @@
-"""The family contract: a fourth family (tests/toy_family.py) trains on the unedited trainer,
+"""The family contract: a family of one's own (tests/toy_family.py) trains on the unedited trainer,
 registration rejects incomplete families, and every config mistake surfaces before step 0."""
 
 import os

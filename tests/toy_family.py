@@ -1,4 +1,4 @@
-"""A fourth family in one file: a denoising autoencoder, trained by gen's trainer with no edits.
+"""A family of one's own in one file: a denoising autoencoder, trained by gen's trainer with no edits.
 
 The family (model, state, step, pictures) and its config live here together, so loading this
 file as a config registers the family:
