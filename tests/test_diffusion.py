@@ -6,6 +6,7 @@ import functools
 import itertools
 import json
 import os
+import pathlib
 
 import chex
 import jax
@@ -325,19 +326,31 @@ def test_bad_settings_are_one_line(tmp_path, overrides, message):
 
 
 @pytest.mark.slow
-def test_members_follow_their_separate_runs(tmp_path):
-  """2 members (learning rates) against separate runs: equal within float32 reassociation
-  (conftest.RTOL)."""
-  c = configs.get_config("tiny")
-  c.num_steps, c.checkpoint_every = 3, 3
-  c.vary = "optim.lr=1e-3,3e-3"
-  train(c, str(tmp_path / "members"))
-  rows = metrics_rows(str(tmp_path / "members"))
-  for i, lr in enumerate((1e-3, 3e-3)):
-    separate = configs.get_config("tiny")
-    separate.num_steps, separate.checkpoint_every, separate.optim.lr = 3, 3, lr
-    train(separate, str(tmp_path / f"alone{i}"))
-    mine = [{k: v for k, v in r.items() if k not in ("member", "seed", "optim.lr")}
-            for r in rows if r.get("member") == i]
-    assert_same_training(mine, metrics_rows(str(tmp_path / f"alone{i}")), "diffusion",
-                         names=("loss", "grad_norm"))
+def test_members_follow_their_separate_runs_and_sample_with_their_own_guidance(tmp_path):
+  """4 members: 2 learning rates x 2 guidance weights, one seed. Each learning rate's members
+  equal a separate run with it (within float32 reassociation: conftest.RTOL); the guidance
+  weight, a sampling setting, leaves training alone (its two members are bitwise alike) and
+  gives each member its own pictures."""
+  def tiny(**changes):
+    c = configs.get_config("tiny")
+    c.num_steps, c.checkpoint_every, c.sample_every = 3, 3, 3
+    c.model.conditional, c.model.label_dropout = True, 0.5
+    c.update(changes)
+    return c
+  workdir = str(tmp_path / "members")
+  # vmap: one compiled step for the 4 members (CPU's default, a loop, compiles each).
+  train(tiny(vary="optim.lr=1e-3,3e-3;sample.guidance=0,4", member_map="vmap"), workdir)
+  rows = metrics_rows(workdir)
+  member = lambda m: [{k: v for k, v in r.items() if k not in ("member", "seed", "optim.lr",
+                                                               "sample.guidance")}
+                      for r in rows if r.get("member") == m]
+  for lr, (a, b) in zip((1e-3, 3e-3), ((0, 1), (2, 3))):
+    assert member(a) == member(b) and len(member(a)) == 3
+    chex.assert_trees_all_equal(*(run_dir.restore_for_inference(workdir, m)[2] for m in (a, b)))
+    picture = lambda m: os.path.join(workdir, "samples", f"member_{m:02d}", "samples_0000003.png")
+    assert pathlib.Path(picture(a)).read_bytes() != pathlib.Path(picture(b)).read_bytes()
+    alone = str(tmp_path / f"alone{lr:g}")
+    c = tiny()
+    c.optim.lr = lr
+    train(c, alone)
+    assert_same_training(member(a), metrics_rows(alone), "diffusion", names=("loss", "grad_norm"))

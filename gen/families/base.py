@@ -81,11 +81,17 @@ class Family(abc.ABC):
                       these, so `update` reads them with `self.setting(name)`, never from
                       `self.config` directly (a varied setting the step never reads through
                       `setting` is an error before step 0). Anything else is structural.
+    sampling_settings config names read only where the family draws samples (a diffusion
+                      model's guidance weight): `vary` may set these per member too; the
+                      trainer evaluates and pictures each member with a family built from
+                      that member's config (`Members.config_for`), and the step need not
+                      read them.
   """
   value_range: ClassVar[tuple[float, float]]
   picture_examples: ClassVar[int] = 0
   streams: ClassVar[OneStream | Domains | Paired] = OneStream()
   numeric_settings: ClassVar[tuple[str, ...]] = ()
+  sampling_settings: ClassVar[tuple[str, ...]] = ()
 
   def __init__(self, config, info):
     self.check_config(config, info)

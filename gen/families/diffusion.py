@@ -62,6 +62,7 @@ class Diffusion(base.Family, base.LatentSampler):
   value_range = (-1.0, 1.0)
   numeric_settings = ("optim.lr", "model.ema_halflife_kimg", "objective.sigma_data",
                       "objective.p_mean", "objective.p_std")
+  sampling_settings = ("sample.guidance",)
 
   @classmethod
   def check_config(cls, config, info: DatasetInfo) -> None:

@@ -130,6 +130,11 @@ class Training:
     self.examples = evaluation.picture_examples(config, builder, family)
     self.per_member_data = bool(members) and data.member_order
     self.config, self.run_dir, self.family, self.members = config, run, family, members
+    # Members that vary how the family samples are evaluated and pictured each by a family of
+    # its own config; otherwise one family serves them all.
+    self.member_families = (
+        [family_cls(members.config_for(config, i), info) for i in range(members.count)]
+        if members and set(members.names) & set(family_cls.sampling_settings) else None)
     self.builder, self.mesh, self.count = builder, mesh, count
 
     # ---------------------------------------------------------------- State: resume or initialise
@@ -206,6 +211,10 @@ class Training:
   def member_state(self, i: int):
     """Member i's state (a plain state for pictures, evaluation and the tools)."""
     return sharding.take_member(self.state, i, self.replicated) if self.members else self.state
+
+  def member_family(self, i: int):
+    """The family that draws member i's pictures and samples."""
+    return self.member_families[i] if self.member_families else self.family
 
   # -------------------------------------------------------------------- The loop
 
@@ -327,7 +336,7 @@ class Training:
       return
     for m in range(self.count):
       folder = self.run_dir.samples(m if self.members else None)
-      for name, picture in self.family.pictures(self.member_state(m), self.examples).items():
+      for name, picture in self.member_family(m).pictures(self.member_state(m), self.examples).items():
         if self.primary:
           save_png(f"{folder}/{name}_{self.step:07d}.png", picture)
 
@@ -343,7 +352,7 @@ class Training:
     results = {}
     for m in np.flatnonzero(self.alive):
       protocol = {}
-      results[int(m)] = evaluation.evaluate(config, self.family, self.member_state(int(m)),
+      results[int(m)] = evaluation.evaluate(config, self.member_family(int(m)), self.member_state(int(m)),
                                             self.builder, self.mesh, self.eval_names, protocol)
       if self.log:
         self.log.write(self.step, {f"{config.eval.split}_{name}": v

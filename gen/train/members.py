@@ -8,7 +8,8 @@ slowest) times `seeds`: member i has combination i // seeds and seed config.seed
 so every combination runs on the same seeds (a paired comparison). Each member's state and
 step key come from its own seed; its varied values enter the step as traced numbers
 (`gen.families.Family.setting`), so one compiled step trains them all. Only settings a
-family lists in `numeric_settings` can vary, and only those its step reads: anything that
+family lists in `numeric_settings` can vary, and only those its step reads (or, listed in
+`sampling_settings`, its sampling reads: each member is evaluated with its own values): anything that
 changes the program (an architecture, a loss kind, an image size) is a separate run, which
 `gen sweep --grid` makes.
 
@@ -141,8 +142,8 @@ def from_config(config, family_cls, info) -> Members | None:
   grid = []
   for name, texts in parse_vary(config.vary):
     old = lookup(config, name)
-    if name not in family_cls.numeric_settings:
-      allowed = ", ".join(family_cls.numeric_settings) or "none"
+    if name not in family_cls.numeric_settings + family_cls.sampling_settings:
+      allowed = ", ".join(family_cls.numeric_settings + family_cls.sampling_settings) or "none"
       raise UserError(f"vary: {name} is structural for the {config.family} family (it changes "
                       f"the program, not a number in the step); compare it in separate runs with "
                       f"gen sweep --grid {name}={','.join(texts)} (vary takes: {allowed})")

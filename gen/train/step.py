@@ -106,7 +106,8 @@ def check_varied_settings_are_read(family, members, state, batch, member_order: 
   values = {name: jax.ShapeDtypeStruct((), jnp.float32) for name in members.names}
   with family.recording_reads() as read:
     jax.eval_shape(_one_member(family), state, batch, values)
-  unread = [name for name in members.names if name not in read]
+  unread = [name for name in members.names
+            if name not in read and name not in family.sampling_settings]
   if unread:
     raise UserError(f"vary: the {family.config.family} step does not read "
                     f"{', '.join(unread)} in this configuration, so its members would train "
