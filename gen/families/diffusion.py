@@ -77,7 +77,7 @@ class Diffusion(base.Family, base.LatentSampler):
     checks.non_negative(config, "model.ema_halflife_kimg", "model.ema_rampup",
                         "optim.rampup_kimg", "sample.s_churn", "sample.s_noise")
     checks.in_unit_interval(config, "model.dropout", "model.label_dropout", "optim.b1", "optim.b2")
-    if s.sampler not in ("heun", "euler", "stochastic") and o.kind not in SAMPLER_OBJECTIVES[s.sampler]:
+    if o.kind not in SAMPLER_OBJECTIVES[s.sampler]:
       raise UserError(f"sample.sampler={s.sampler} needs objective.kind="
                       f"{' or '.join(SAMPLER_OBJECTIVES[s.sampler])}, not {o.kind}")
     try:
