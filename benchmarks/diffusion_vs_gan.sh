@@ -2,7 +2,7 @@
 # The default diffusion model against the default GAN on mnist5k at equal training time, 3 seeds
 # each (members of one run), final FID-digits on 4,000 EMA samples vs the 1,000 test digits;
 # then the diffusion run's FID-digits and sampling time against the number of network
-# evaluations (NFE), per sampler (1,000 samples per row). About 45 minutes on 2 CPU cores.
+# evaluations (NFE), per sampler (1,000 samples per row). About 30 minutes on 2 CPU cores.
 #
 #   bash benchmarks/diffusion_vs_gan.sh [WORKDIR]      # default runs/diffusion_vs_gan
 #
